@@ -1,0 +1,245 @@
+"""Where things live in a store directory, and the store's own metadata file.
+
+::
+
+    STORE/
+      store.json                                   # StoreMetadata
+      runs/version=<v>/dataset=<d>/<run_id>.parquet   # loose run files, one per run (jobs write these)
+      compacted/version=<v>/dataset=<d>/part-<token>-runs.parquet
+      compacted/version=<v>/dataset=<d>/part-<token>-curves.parquet
+
+A compacted part is committed by its ``-runs`` file: ``-curves`` is written first, so a
+``-curves`` file without its ``-runs`` file is the leftover of a killed ``compact`` and is ignored.
+Temp files start with ``.`` and end in ``.tmp``; readers never see them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from metagen.store.errors import SchemaVersionError, StoreError, StoreNotFoundError
+from metagen.store.schema import SCHEMA_VERSION
+
+STORE_FILE = "store.json"
+LOOSE_DIR = "runs"
+COMPACTED_DIR = "compacted"
+FORMAT = "metagen-learning-curve-store"
+
+
+@dataclass(frozen=True)
+class StoreMetadata:
+    """What a store is: its name, schema version, whether it is synthetic, and known deviations."""
+
+    name: str
+    schema_version: int = SCHEMA_VERSION
+    synthetic: bool = False
+    description: str = ""
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    deviations: tuple[str, ...] = ()
+    generator: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+
+    def to_json(self) -> str:
+        """The metadata as the text of ``store.json``."""
+        d = asdict(self)
+        d["deviations"] = list(self.deviations)
+        return json.dumps(d, indent=2, sort_keys=True) + "\n"
+
+
+def read_metadata(root: str | Path) -> StoreMetadata:
+    """The metadata of the store at ``root``; clear errors for a non-store or another schema version."""
+    path = Path(root) / STORE_FILE
+    if not path.is_file():
+        raise StoreNotFoundError(
+            f"{root} is not a learning-curve store (no {STORE_FILE}); create one with "
+            "`python -m metagen.store synth|import-quicktune|import-qtt ...` or metagen.store.create_store()"
+        )
+    try:
+        d = json.loads(path.read_text())
+    except ValueError as e:
+        raise StoreError(f"{path} is not valid JSON ({e}); restore it from version control or a backup") from e
+    if d.get("format") != FORMAT:
+        raise StoreError(f"{path} is not a {FORMAT} metadata file")
+    if d.get("schema_version") != SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{root} was written with schema version {d.get('schema_version')}, this code reads version "
+            f"{SCHEMA_VERSION}; use the metagen release that wrote it, or re-import its source data"
+        )
+    d["deviations"] = tuple(d.get("deviations", ()))
+    return StoreMetadata(**{k: v for k, v in d.items() if k in StoreMetadata.__dataclass_fields__})
+
+
+def create_store(root: str | Path, metadata: StoreMetadata, exist_ok: bool = True) -> StoreMetadata:
+    """Create the store at ``root`` (safe when many jobs do it at once); returns the stored metadata.
+
+    An existing store is kept as it is when ``exist_ok``; a store of another kind (synthetic vs.
+    real) is an error so that synthetic runs never mix with measured ones.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / STORE_FILE
+    if not path.exists():
+        publish_bytes(path, metadata.to_json().encode())
+    existing = read_metadata(root)
+    if existing.synthetic != metadata.synthetic:
+        kind = "synthetic" if existing.synthetic else "measured"
+        raise StoreError(
+            f"{root} is a {kind} store; write {'real' if existing.synthetic else 'synthetic'} runs into another store"
+        )
+    if not exist_ok and existing != metadata:
+        raise StoreError(f"{root} already exists; choose a new path or pass exist_ok")
+    return existing
+
+
+def update_metadata(root: str | Path, metadata: StoreMetadata) -> None:
+    """Replace ``store.json`` atomically."""
+    path = Path(root) / STORE_FILE
+    tmp = temp_path(path)
+    tmp.write_text(metadata.to_json())
+    os.replace(tmp, path)
+
+
+def encode_component(name: str) -> str:
+    """A dataset or version name made safe as a path component (reversible)."""
+    return quote(name, safe="-_.+")
+
+
+def decode_component(text: str) -> str:
+    """Inverse of :func:`encode_component`."""
+    return unquote(text)
+
+
+def partition_dir(root: str | Path, kind: str, version: str, dataset: str) -> Path:
+    """``root/<kind>/version=<v>/dataset=<d>`` with ``kind`` = ``runs`` or ``compacted``."""
+    return Path(root) / kind / f"version={encode_component(version)}" / f"dataset={encode_component(dataset)}"
+
+
+def parse_partition(directory: Path) -> tuple[str, str]:
+    """(version, dataset) of a partition directory."""
+    v, d = directory.parent.name, directory.name
+    if not (v.startswith("version=") and d.startswith("dataset=")):
+        raise StoreError(f"{directory} is not a partition directory (version=<v>/dataset=<d>)")
+    return decode_component(v[len("version=") :]), decode_component(d[len("dataset=") :])
+
+
+def loose_path(root: str | Path, version: str, dataset: str, run_id: str) -> Path:
+    """Where the loose file of a run lives."""
+    return partition_dir(root, LOOSE_DIR, version, dataset) / f"{run_id}.parquet"
+
+
+def temp_path(final: Path) -> Path:
+    """A unique temp name beside ``final``: hidden, tagged with host and pid, ending in ``.tmp``."""
+    tag = f"{host_tag()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    return final.with_name(f".{final.name}.{tag}.tmp")
+
+
+def host_tag() -> str:
+    """This host's name as it appears in temp-file names (dots replaced)."""
+    return socket.gethostname().replace(".", "_")
+
+
+def temp_owner(path: Path) -> tuple[str, int] | None:
+    """(host tag, pid) of the writer that made a temp file, if its name says so."""
+    parts = path.name.split(".")
+    try:
+        return parts[-4], int(parts[-3])
+    except (IndexError, ValueError):
+        return None
+
+
+def publish_bytes(final: Path, data: bytes) -> bool:
+    """Write ``data`` to ``final`` atomically and never over an existing file; False if it existed."""
+    tmp = temp_path(final)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return publish(tmp, final)
+
+
+def publish(tmp: Path, final: Path) -> bool:
+    """Move a finished temp file to ``final`` atomically, never replacing a file already there.
+
+    Uses a hard link (atomic create-if-absent on POSIX file systems, NFS and Lustre included) and
+    falls back to rename where links are not supported. Returns False if ``final`` existed.
+    """
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        return False
+    except OSError:
+        if final.exists():
+            tmp.unlink(missing_ok=True)
+            return False
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        return True
+    tmp.unlink(missing_ok=True)
+    _fsync_dir(final.parent)
+    return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def loose_files(root: str | Path, version: str | None = None) -> list[Path]:
+    """Every loose run file, sorted."""
+    base = Path(root) / LOOSE_DIR
+    pattern = f"version={encode_component(version)}/dataset=*/*.parquet" if version else "version=*/dataset=*/*.parquet"
+    return sorted(p for p in base.glob(pattern) if not p.name.startswith("."))
+
+
+def compacted_parts(root: str | Path, version: str | None = None) -> list[tuple[Path, Path]]:
+    """Committed compacted parts as (runs file, curves file), sorted."""
+    base = Path(root) / COMPACTED_DIR
+    pattern = (
+        f"version={encode_component(version)}/dataset=*/part-*-runs.parquet"
+        if version
+        else "version=*/dataset=*/part-*-runs.parquet"
+    )
+    out = []
+    for runs in sorted(base.glob(pattern)):
+        curves = runs.with_name(runs.name[: -len("-runs.parquet")] + "-curves.parquet")
+        out.append((runs, curves))
+    return out
+
+
+def orphan_curve_parts(root: str | Path) -> list[Path]:
+    """``-curves`` part files whose ``-runs`` file is absent (left by a killed compact)."""
+    base = Path(root) / COMPACTED_DIR
+    out = []
+    for curves in sorted(base.glob("version=*/dataset=*/part-*-curves.parquet")):
+        runs = curves.with_name(curves.name[: -len("-curves.parquet")] + "-runs.parquet")
+        if not runs.exists():
+            out.append(curves)
+    return out
+
+
+def temp_files(root: str | Path) -> list[Path]:
+    """Temp files left anywhere in the store (by writers that were killed or are still writing)."""
+    root = Path(root)
+    return sorted(p for p in root.rglob(".*.tmp") if p.is_file())
+
+
+def new_part_token() -> str:
+    """A token that orders parts by creation time and never collides."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:8]

@@ -1,0 +1,235 @@
+"""Reading a store with polars: lazy tables, candidate pipelines, dense curve arrays, bounds.
+
+Compacted parts and loose run files are read together; a run present in both (a compaction that
+was killed half-way) is returned once. Imports neither torch nor timm.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from metagen.store.errors import CorruptFileError, SchemaVersionError, StoreError, ValidationError
+from metagen.store.files import corrupt_fix, read_part, read_run_file
+from metagen.store.layout import StoreMetadata, compacted_parts, loose_files, parse_partition, read_metadata
+from metagen.store.merge import Source, merge_sources
+from metagen.store.records import empty_frames
+from metagen.store.schema import (
+    CURVES_SCHEMA,
+    METADATA_KEY,
+    RUNS_SCHEMA,
+    SCHEMA_VERSION,
+    check_arrow_schema,
+)
+
+PartitionKey = tuple[str, str]  # (version, dataset)
+
+
+@dataclass(frozen=True)
+class CurveArrays:
+    """All curves of one dataset as dense arrays, one row per run, NaN after a run's last epoch.
+
+    Attributes:
+        version, dataset: which task.
+        run_ids, pipeline_ids, models, status: per run, shape ``(n_runs,)``, rows sorted by run id.
+        n_epochs: epochs trained per run, ``(n_runs,)`` int.
+        values: the metric (``eval_top1`` by default, a fraction), ``(n_runs, max_epochs)``.
+        cost: seconds per epoch (``train_time + eval_time``), ``(n_runs, max_epochs)``.
+    """
+
+    version: str
+    dataset: str
+    run_ids: np.ndarray
+    pipeline_ids: np.ndarray
+    models: np.ndarray
+    status: np.ndarray
+    n_epochs: np.ndarray
+    values: np.ndarray
+    cost: np.ndarray
+
+
+class StoreReader:
+    """Read-only view of a store.
+
+    Args:
+        root: the store directory.
+        check: validate every loose run file's content when reading it (compacted parts were
+            validated when written; their schema version is always checked).
+    """
+
+    def __init__(self, root: str | Path, check: bool = True):
+        self.root = Path(root)
+        self.metadata: StoreMetadata = read_metadata(self.root)
+        self.check = check
+
+    # ---- files -------------------------------------------------------------------------------
+
+    @cached_property
+    def _files(self) -> dict[PartitionKey, list[tuple[str, Path, Path | None]]]:
+        """Per partition: ("part", runs file, curves file) and ("loose", run file, None) entries."""
+        out: dict[PartitionKey, list[tuple[str, Path, Path | None]]] = defaultdict(list)
+        for r, c in compacted_parts(self.root):
+            out[parse_partition(r.parent)].append(("part", r, c))
+        for p in loose_files(self.root):
+            out[parse_partition(p.parent)].append(("loose", p, None))
+        return dict(sorted(out.items()))
+
+    def refresh(self) -> None:
+        """Forget the cached file listing (to see runs written since)."""
+        self.__dict__.pop("_files", None)
+
+    def partitions(self, version: str | None = None) -> list[PartitionKey]:
+        """(version, dataset) pairs that hold runs."""
+        return [k for k in self._files if version is None or k[0] == version]
+
+    def versions(self) -> list[str]:
+        """Dataset versions in the store."""
+        return sorted({v for v, _ in self._files})
+
+    def read_partition(self, version: str, dataset: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(runs, curves) of one dataset, one copy per run, runs sorted by run id."""
+        files = self._files.get((version, dataset))
+        if not files:
+            raise StoreError(
+                f"no runs of dataset '{dataset}' (version '{version}') in {self.root}; available: {self.partitions()}"
+            )
+        sources = []
+        for kind, a, b in files:
+            if kind == "part":
+                assert b is not None
+                sources.append(Source(str(a), *read_part(a, b)))
+            else:
+                sources.append(Source(str(a), *read_run_file(a, check=self.check)))
+        merged = merge_sources(sources)
+        if merged.conflicts:
+            raise ValidationError(merged.conflicts)
+        runs, curves = merged.runs, merged.curves
+        if len(sources) > 1:
+            runs, curves = runs.sort("run_id"), curves.sort("run_id", "epoch")
+        return runs, curves
+
+    # ---- lazy tables ---------------------------------------------------------------------------
+
+    def scan_runs(self, version: str | None = None) -> pl.LazyFrame:
+        """The runs table (lazy), optionally of one version."""
+        return self._scan(version, "runs")
+
+    def scan_curves(self, version: str | None = None) -> pl.LazyFrame:
+        """The curves table (lazy), optionally of one version."""
+        return self._scan(version, "curves")
+
+    def _scan(self, version: str | None, table: str) -> pl.LazyFrame:
+        frames: list[pl.LazyFrame] = []
+        part_files: list[Path] = []
+        duplicates_possible = False
+        for key in self.partitions(version):
+            files = self._files[key]
+            duplicates_possible |= len(files) > 1
+            for kind, a, b in files:
+                if kind == "part":
+                    path = a if table == "runs" else b
+                    assert path is not None
+                    self._check_footer(path)
+                    part_files.append(path)
+                else:
+                    runs, curves = read_run_file(a, check=self.check)
+                    frames.append((runs if table == "runs" else curves).lazy())
+        if part_files:
+            frames.insert(0, pl.scan_parquet(part_files))
+        if not frames:
+            runs, curves = empty_frames()
+            return (runs if table == "runs" else curves).lazy()
+        lf = pl.concat(frames, how="vertical")
+        if duplicates_possible:
+            subset = ["run_id"] if table == "runs" else ["run_id", "epoch"]
+            lf = lf.unique(subset=subset, keep="first", maintain_order=True)
+        return lf
+
+    def _check_footer(self, path: Path) -> None:
+        try:
+            schema = pq.read_schema(path)
+        except Exception as e:  # pyarrow raises several types for damaged files
+            raise CorruptFileError(f"{path}: not readable as Parquet ({e}); {corrupt_fix(path)}") from e
+        if (schema.metadata or {}).get(METADATA_KEY) != str(SCHEMA_VERSION).encode():
+            expected = RUNS_SCHEMA if path.name.endswith("-runs.parquet") else CURVES_SCHEMA
+            raise SchemaVersionError(str(check_arrow_schema(schema, expected, str(path))[0]))
+
+    # ---- queries ------------------------------------------------------------------------------
+
+    def datasets(self, version: str | None = None) -> pl.DataFrame:
+        """One row per (version, dataset): number of runs, of epochs and of distinct pipelines."""
+        return (
+            self.scan_runs(version)
+            .group_by("dataset_version", "dataset")
+            .agg(
+                pl.len().alias("n_runs"),
+                pl.col("n_epochs").sum().alias("n_epochs"),
+                pl.col("pipeline_id").n_unique().alias("n_pipelines"),
+            )
+            .sort("dataset_version", "dataset")
+            .collect()
+        )
+
+    def pipelines(self, dataset: str, version: str) -> pl.DataFrame:
+        """The candidate pipelines of a dataset: one row per pipeline id (model + hyperparameters)."""
+        runs, _ = self.read_partition(version, dataset)
+        return runs.sort("pipeline_id", "seed", "run_id").unique("pipeline_id", keep="first", maintain_order=True)
+
+    def curve_arrays(self, dataset: str, version: str, metric: str = "eval_top1") -> CurveArrays:
+        """Dense ``(n_runs, max_epochs)`` arrays of one dataset's metric and per-epoch cost."""
+        runs, curves = self.read_partition(version, dataset)
+        return to_arrays(version, dataset, runs, curves, metric)
+
+    def version_arrays(self, version: str, metric: str = "eval_top1") -> dict[str, CurveArrays]:
+        """:meth:`curve_arrays` for every dataset of a version."""
+        return {d: self.curve_arrays(d, v, metric) for v, d in self.partitions(version)}
+
+    def bounds(self, version: str | None = None) -> pl.DataFrame:
+        """Best and worst accuracy per dataset, as normalized regret uses them.
+
+        ``best`` is the highest validation top-1 of any epoch of any run; ``worst`` the lowest
+        (NaN epochs of diverged runs are ignored).
+        """
+        runs = self.scan_runs(version).select("run_id", "dataset_version", "dataset")
+        acc = self.scan_curves(version).select("run_id", "eval_top1").filter(pl.col("eval_top1").is_not_nan())
+        return (
+            acc.join(runs, on="run_id")
+            .group_by("dataset_version", "dataset")
+            .agg(pl.col("eval_top1").max().alias("best"), pl.col("eval_top1").min().alias("worst"))
+            .sort("dataset_version", "dataset")
+            .collect()
+        )
+
+
+def to_arrays(version: str, dataset: str, runs: pl.DataFrame, curves: pl.DataFrame, metric: str) -> CurveArrays:
+    """Dense arrays from a dataset's runs (sorted by run id) and curves."""
+    if metric not in CURVES_SCHEMA.names or metric == "run_id":
+        raise StoreError(f"unknown metric '{metric}'; choose one of {CURVES_SCHEMA.names[2:]}")
+    n = runs.height
+    width = int(runs["max_epochs"].max() or 0) if n else 0
+    width = max(width, int(runs["n_epochs"].max() or 0) if n else 0)
+    index = runs.select("run_id").with_row_index("_i")
+    c = curves.select("run_id", "epoch", metric, "train_time", "eval_time").join(index, on="run_id", how="inner")
+    rows = c["_i"].to_numpy()
+    cols = c["epoch"].to_numpy() - 1
+    values = np.full((n, width), np.nan)
+    cost = np.full((n, width), np.nan)
+    values[rows, cols] = c[metric].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    cost[rows, cols] = (c["train_time"].cast(pl.Float64) + c["eval_time"].cast(pl.Float64)).to_numpy()
+    return CurveArrays(
+        version=version,
+        dataset=dataset,
+        run_ids=runs["run_id"].to_numpy(),
+        pipeline_ids=runs["pipeline_id"].to_numpy(),
+        models=runs["model"].to_numpy(),
+        status=runs["status"].to_numpy(),
+        n_epochs=runs["n_epochs"].to_numpy(),
+        values=values,
+        cost=cost,
+    )
