@@ -201,23 +201,36 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _partition_files(base: Path, version: str | None, suffix: str) -> list[Path]:
+    """Files ending in ``suffix`` (not hidden) in ``base/version=*/dataset=*/``, sorted."""
+    out: list[Path] = []
+    wanted = None if version is None else f"version={encode_component(version)}"
+    for vdir in _subdirs(base, "version="):
+        if wanted is not None and vdir.name != wanted:
+            continue
+        for ddir in _subdirs(vdir, "dataset="):
+            with os.scandir(ddir) as it:
+                out.extend(Path(e.path) for e in it if e.name.endswith(suffix) and not e.name.startswith("."))
+    return sorted(out)
+
+
+def _subdirs(base: Path, prefix: str) -> list[Path]:
+    try:
+        with os.scandir(base) as it:
+            return [Path(e.path) for e in it if e.name.startswith(prefix) and e.is_dir()]
+    except FileNotFoundError:
+        return []
+
+
 def loose_files(root: str | Path, version: str | None = None) -> list[Path]:
     """Every loose run file, sorted."""
-    base = Path(root) / LOOSE_DIR
-    pattern = f"version={encode_component(version)}/dataset=*/*.parquet" if version else "version=*/dataset=*/*.parquet"
-    return sorted(p for p in base.glob(pattern) if not p.name.startswith("."))
+    return _partition_files(Path(root) / LOOSE_DIR, version, ".parquet")
 
 
 def compacted_parts(root: str | Path, version: str | None = None) -> list[tuple[Path, Path]]:
     """Committed compacted parts as (runs file, curves file), sorted."""
-    base = Path(root) / COMPACTED_DIR
-    pattern = (
-        f"version={encode_component(version)}/dataset=*/part-*-runs.parquet"
-        if version
-        else "version=*/dataset=*/part-*-runs.parquet"
-    )
     out = []
-    for runs in sorted(base.glob(pattern)):
+    for runs in _partition_files(Path(root) / COMPACTED_DIR, version, "-runs.parquet"):
         curves = runs.with_name(runs.name[: -len("-runs.parquet")] + "-curves.parquet")
         out.append((runs, curves))
     return out

@@ -152,13 +152,14 @@ class StoreReader:
         return lf
 
     def _check_footer(self, path: Path) -> None:
+        """Check a compacted file's footer: readable Parquet of this schema version."""
         try:
-            schema = pq.read_schema(path)
-        except Exception as e:  # pyarrow raises several types for damaged files
+            version = pl.read_parquet_metadata(path).get(METADATA_KEY.decode())
+        except Exception as e:  # polars raises several types for damaged files
             raise CorruptFileError(f"{path}: not readable as Parquet ({e}); {corrupt_fix(path)}") from e
-        if (schema.metadata or {}).get(METADATA_KEY) != str(SCHEMA_VERSION).encode():
+        if version != str(SCHEMA_VERSION):
             expected = RUNS_SCHEMA if path.name.endswith("-runs.parquet") else CURVES_SCHEMA
-            raise SchemaVersionError(str(check_arrow_schema(schema, expected, str(path))[0]))
+            raise SchemaVersionError(str(check_arrow_schema(pq.read_schema(path), expected, str(path))[0]))
 
     # ---- queries ------------------------------------------------------------------------------
 
@@ -183,12 +184,50 @@ class StoreReader:
 
     def curve_arrays(self, dataset: str, version: str, metric: str = "eval_top1") -> CurveArrays:
         """Dense ``(n_runs, max_epochs)`` arrays of one dataset's metric and per-epoch cost."""
+        _check_metric(metric)
+        if self._single_part(version, dataset):
+            return self._read_aligned([(version, dataset)], metric)[dataset]
         runs, curves = self.read_partition(version, dataset)
         return to_arrays(version, dataset, runs, curves, metric)
 
     def version_arrays(self, version: str, metric: str = "eval_top1") -> dict[str, CurveArrays]:
-        """:meth:`curve_arrays` for every dataset of a version."""
-        return {d: self.curve_arrays(d, v, metric) for v, d in self.partitions(version)}
+        """:meth:`curve_arrays` for every dataset of a version (arrays as wide as the version's budget)."""
+        _check_metric(metric)
+        keys = self.partitions(version)
+        fast = [k for k in keys if self._single_part(*k)]
+        out = self._read_aligned(fast, metric) if fast else {}
+        for v, d in keys:
+            if (v, d) not in fast:
+                out[d] = self.curve_arrays(d, v, metric)
+        return dict(sorted(out.items()))
+
+    def _single_part(self, version: str, dataset: str) -> bool:
+        files = self._files.get((version, dataset), [])
+        return len(files) == 1 and files[0][0] == "part"
+
+    def _read_aligned(self, keys: list[PartitionKey], metric: str) -> dict[str, CurveArrays]:
+        """Arrays of partitions that are one compacted part each: validated and sorted when written,
+        so only the needed columns are read, all files in one scan, and rows are placed by position."""
+        parts = [self._files[k][0] for k in keys]
+        runs_paths = [p[1] for p in parts]
+        curves_paths = [p[2] for p in parts if p[2] is not None]
+        for p in runs_paths + curves_paths:
+            self._check_footer(p)
+        runs, curves = _scan_columns(
+            [(runs_paths, _ARRAY_RUN_COLUMNS), (curves_paths, (metric, "train_time", "eval_time"))]
+        )
+        big = to_arrays(keys[0][0], "*", runs, curves, metric, aligned=True)
+        counts = runs.group_by("dataset", maintain_order=True).len()["len"].to_list()
+        out, start = {}, 0
+        for (version, dataset), n in zip(keys, counts, strict=True):
+            rows = slice(start, start + n)
+            start += n
+            out[dataset] = CurveArrays(
+                version,
+                dataset,
+                *(getattr(big, f)[rows] for f in CurveArrays.__dataclass_fields__ if f not in ("version", "dataset")),
+            )
+        return out
 
     def bounds(self, version: str | None = None) -> pl.DataFrame:
         """Best and worst accuracy per dataset, as normalized regret uses them.
@@ -207,21 +246,49 @@ class StoreReader:
         )
 
 
-def to_arrays(version: str, dataset: str, runs: pl.DataFrame, curves: pl.DataFrame, metric: str) -> CurveArrays:
-    """Dense arrays from a dataset's runs (sorted by run id) and curves."""
-    if metric not in CURVES_SCHEMA.names or metric == "run_id":
+_ARRAY_RUN_COLUMNS = ("dataset", "run_id", "pipeline_id", "model", "status", "n_epochs", "max_epochs")
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in CURVES_SCHEMA.names or metric in ("run_id", "epoch"):
         raise StoreError(f"unknown metric '{metric}'; choose one of {CURVES_SCHEMA.names[2:]}")
+
+
+def _scan_columns(queries: list[tuple[list[Path], tuple[str, ...]]]) -> list[pl.DataFrame]:
+    """Columns of several file lists, read concurrently."""
+    try:
+        return pl.collect_all([pl.scan_parquet(paths, glob=False).select(cols) for paths, cols in queries])
+    except Exception as e:  # polars raises several types for damaged files
+        where = queries[0][0][0].parent.parent
+        raise CorruptFileError(f"{where}: damaged Parquet data ({e}); run `validate` to find the file") from e
+
+
+def to_arrays(
+    version: str, dataset: str, runs: pl.DataFrame, curves: pl.DataFrame, metric: str, aligned: bool = False
+) -> CurveArrays:
+    """Dense arrays from a dataset's runs (sorted by run id) and curves.
+
+    With ``aligned``, ``curves`` holds exactly the runs' epochs in run order (as a compacted part
+    does) and needs no ``run_id`` column.
+    """
+    _check_metric(metric)
     n = runs.height
     width = int(runs["max_epochs"].max() or 0) if n else 0
     width = max(width, int(runs["n_epochs"].max() or 0) if n else 0)
-    index = runs.select("run_id").with_row_index("_i")
-    c = curves.select("run_id", "epoch", metric, "train_time", "eval_time").join(index, on="run_id", how="inner")
-    rows = c["_i"].to_numpy()
-    cols = c["epoch"].to_numpy() - 1
-    values = np.full((n, width), np.nan)
-    cost = np.full((n, width), np.nan)
-    values[rows, cols] = c[metric].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    cost[rows, cols] = (c["train_time"].cast(pl.Float64) + c["eval_time"].cast(pl.Float64)).to_numpy()
+    if aligned:  # run i's epochs are rows starts[i] ... starts[i] + n_epochs[i] - 1 of curves
+        n_epochs = runs["n_epochs"].to_numpy().astype(np.int64)
+        starts = np.cumsum(n_epochs) - n_epochs
+        flat = np.repeat(np.arange(n) * width - starts, n_epochs) + np.arange(int(n_epochs.sum()))
+        c = curves
+    else:
+        index = runs.select("run_id").with_row_index("_i")
+        c = curves.select("run_id", "epoch", metric, "train_time", "eval_time").join(index, on="run_id", how="inner")
+        flat = c["_i"].to_numpy().astype(np.int64) * width + c["epoch"].to_numpy() - 1
+    values = np.full(n * width, np.nan)
+    cost = np.full(n * width, np.nan)
+    values[flat] = c[metric].fill_null(np.nan).to_numpy()
+    cost[flat] = c["train_time"].to_numpy().astype(np.float64) + c["eval_time"].to_numpy()
+    values, cost = values.reshape(n, width), cost.reshape(n, width)
     return CurveArrays(
         version=version,
         dataset=dataset,

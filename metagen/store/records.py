@@ -150,3 +150,21 @@ def same_content(a_runs: pl.DataFrame, a_curves: pl.DataFrame, b_runs: pl.DataFr
     ca = a_curves.sort("run_id", "epoch")
     cb = b_curves.sort("run_id", "epoch")
     return ra.equals(rb, null_equal=True) and ca.equals(cb, null_equal=True)
+
+
+def conform(df: pl.DataFrame, schema: pa.Schema, table: str) -> pl.DataFrame:
+    """``df`` with the schema's columns in order and types; absent nullable columns become NULL."""
+    missing = [f.name for f in schema if f.name not in df.columns and not f.nullable]
+    unknown = sorted(set(df.columns) - set(schema.names))
+    if missing or unknown:
+        raise ValidationError(
+            [
+                Problem(
+                    f"<{table} table>",
+                    f"missing required column(s) {missing}, unknown column(s) {unknown}",
+                    f"use the columns of the {table} table in metagen.store.schema",
+                )
+            ]
+        )
+    target = polars_schema(schema)
+    return df.select([pl.col(n).cast(t) if n in df.columns else pl.lit(None, t).alias(n) for n, t in target.items()])

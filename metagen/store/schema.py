@@ -375,7 +375,7 @@ def _check_curves(runs: pl.DataFrame, curves: pl.DataFrame, where: str) -> list[
     for acc in ACCURACY_COLUMNS:
         add(
             c,
-            (pl.col(acc) < 0) | (pl.col(acc) > 1),
+            (pl.col(acc) < 0) | ((pl.col(acc) > 1) & pl.col(acc).is_not_nan()),  # polars: NaN > 1
             f"{acc} outside [0, 1]",
             "store accuracies as fractions (divide percentages by 100)",
         )

@@ -37,7 +37,7 @@ from metagen.store.layout import (
     temp_owner,
 )
 from metagen.store.merge import Source, merge_sources
-from metagen.store.records import CurveLike, run_file_table, same_content, split_run_tables
+from metagen.store.records import CurveLike, conform, run_file_table, same_content, split_run_tables
 from metagen.store.schema import CURVES_SCHEMA, RUNS_SCHEMA, Problem, validate
 
 WriteOutcome = Literal["written", "unchanged"]
@@ -106,8 +106,8 @@ def write_partition(root: str | Path, runs: pl.DataFrame, curves: pl.DataFrame) 
     Returns the number of runs written.
     """
     read_metadata(root)
-    runs = runs.select(RUNS_SCHEMA.names)
-    curves = curves.select(CURVES_SCHEMA.names)
+    runs = conform(runs, RUNS_SCHEMA, "runs")
+    curves = conform(curves, CURVES_SCHEMA, "curves")
     keys = runs.select("dataset_version", "dataset").unique()
     if keys.height != 1:
         raise StoreError(f"write_partition takes runs of one version and dataset, got {keys.height} pairs")

@@ -1,0 +1,95 @@
+"""The pipeline search space (model + finetuning hyperparameters) loaded from ``conf/search_space``.
+
+Sampling respects conditions: an inactive hyperparameter is absent from the sample, not
+defaulted. Imports neither torch nor timm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "search_space"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model of the hub: its timm name, the paper's alias, size and ImageNet top-1 (%)."""
+
+    name: str
+    alias: str
+    params_m: float
+    imagenet_top1: float
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A categorical hyperparameter, optionally active only for some values of a parent."""
+
+    name: str
+    values: tuple[Any, ...]
+    parent: str | None = None
+    parent_values: tuple[Any, ...] = ()
+
+    def is_active(self, sample: Mapping[str, Any]) -> bool:
+        """Whether this hyperparameter exists given the values sampled so far."""
+        return self.parent is None or (self.parent in sample and sample[self.parent] in self.parent_values)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Models and hyperparameters of a pipeline space, in the order they are sampled."""
+
+    name: str
+    models: tuple[ModelInfo, ...]
+    hyperparameters: tuple[Hyperparameter, ...]
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = "v1") -> SearchSpace:
+        """Load ``conf/search_space/<name>.yaml`` (or a YAML file path)."""
+        path = Path(name_or_path)
+        if not path.suffix:
+            path = CONF_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+            raise FileNotFoundError(f"no search space {name_or_path!r} ({path}); known: {known}")
+        raw = yaml.safe_load(path.read_text())
+        models = tuple(ModelInfo(**m) for m in raw["models"])
+        hps = []
+        for hp_name, spec in raw["hyperparameters"].items():
+            cond = spec.get("active_if") or {}
+            if len(cond) > 1:
+                raise ValueError(f"{path}: {hp_name} has more than one parent in active_if")
+            parent, parent_values = next(iter(cond.items()), (None, ()))
+            hps.append(Hyperparameter(hp_name, tuple(spec["values"]), parent, tuple(parent_values)))
+        return cls(raw.get("name", path.stem), models, tuple(hps))
+
+    def model(self, name: str) -> ModelInfo:
+        """The model with this timm name or paper alias."""
+        for m in self.models:
+            if name in (m.name, m.alias, m.name.split(".")[0]):
+                return m
+        raise KeyError(f"unknown model {name!r}; known: {[m.name for m in self.models]}")
+
+    def restrict(self, max_params_m: float | None = None, models: Sequence[str] | None = None) -> SearchSpace:
+        """The same space over fewer models: by parameter budget and/or an explicit list."""
+        keep = [m for m in self.models if max_params_m is None or m.params_m <= max_params_m]
+        if models is not None:
+            wanted = {self.model(n).name for n in models}
+            keep = [m for m in keep if m.name in wanted]
+        if not keep:
+            raise ValueError("the restriction leaves no model in the hub")
+        return SearchSpace(self.name, tuple(keep), self.hyperparameters)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        """One pipeline: ``{"model": ..., **active hyperparameters}``, uniform over listed values."""
+        out: dict[str, Any] = {"model": self.models[rng.integers(len(self.models))].name}
+        for hp in self.hyperparameters:
+            if hp.is_active(out):
+                out[hp.name] = hp.values[rng.integers(len(hp.values))]
+        return out
