@@ -7,6 +7,7 @@ was killed half-way) is returned once. Imports neither torch nor timm.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from metagen.store.encoding import encode_hyperparameters
 from metagen.store.errors import CorruptFileError, SchemaVersionError, StoreError, ValidationError
 from metagen.store.files import corrupt_fix, read_part, read_run_file
 from metagen.store.layout import StoreMetadata, compacted_parts, loose_files, parse_partition, read_metadata
@@ -228,6 +230,11 @@ class StoreReader:
                 *(getattr(big, f)[rows] for f in CurveArrays.__dataclass_fields__ if f not in ("version", "dataset")),
             )
         return out
+
+    def encoded_hyperparameters(self, version: str | None = None, models: Sequence[str] | None = None) -> pl.DataFrame:
+        """The encoded hyperparameter table of the runs (see :mod:`metagen.store.encoding`)."""
+        runs = self.scan_runs(version).collect().sort("dataset_version", "dataset", "run_id")
+        return encode_hyperparameters(runs, models=models)
 
     def bounds(self, version: str | None = None) -> pl.DataFrame:
         """Best and worst accuracy per dataset, as normalized regret uses them.

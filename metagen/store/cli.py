@@ -1,0 +1,137 @@
+"""Command line of the store: ``python -m metagen.store COMMAND ...`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from metagen.store.errors import StoreError
+
+
+def _info(args: argparse.Namespace) -> int:
+    from metagen.store.inspect import store_info
+
+    info = store_info(args.store)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    kind = "SYNTHETIC (not measured)" if info["synthetic"] else "measured"
+    print(f"{info['name']}  [{kind}, schema v{info['schema_version']}]")
+    print(f"  {info['n_datasets']} datasets, {info['n_runs']} runs, {info['n_epochs']} epochs, "
+          f"{info['compute_hours']:.1f} compute hours")  # fmt: skip
+    for v, d in info["versions"].items():
+        status = ", ".join(f"{k} {n}" for k, n in d["status"].items())
+        print(f"  {v:<10} {d['n_datasets']:>4} datasets {d['n_runs']:>7} runs {d['n_epochs']:>9} epochs  ({status})")
+    f = info["files"]
+    print(f"  files: {f['compacted_parts']} compacted parts, {f['loose']} loose runs, {f['temp']} temp; "
+          f"{f['bytes'] / 2**20:.1f} MiB")  # fmt: skip
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from metagen.store.inspect import validate_store
+
+    problems = validate_store(args.store)
+    for p in problems:
+        print(p)
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    print(f"{args.store}: {errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from metagen.store.writer import compact
+
+    report = compact(args.store, stale_temp_after_s=args.stale_temp_after)
+    print(f"compacted {report.runs_compacted} runs in {report.partitions} partitions; removed "
+          f"{report.loose_files_removed} loose files, {report.parts_replaced} old parts, "
+          f"{report.temp_files_removed} temp files")  # fmt: skip
+    for p in report.problems:
+        print(p)
+    return 1 if report.problems else 0
+
+
+def _import_quicktune(args: argparse.Namespace) -> int:
+    from metagen.store.importers.quicktune import import_quicktune
+
+    print(import_quicktune(args.src, args.dest, name=args.name))
+    return 0
+
+
+def _import_qtt(args: argparse.Namespace) -> int:
+    from metagen.store.importers.qtt import import_qtt
+
+    print(import_qtt(args.src, args.dest, name=args.name))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from metagen.store.synth import synthesize
+
+    meta = synthesize(args.dest, args.profile, seed=args.seed)
+    print(f"wrote synthetic store '{meta.name}' to {args.dest} (for scale and performance work only)")
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from metagen.store.card import write_card
+
+    print(f"data card: {write_card(args.store, args.out)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m metagen.store``."""
+    parser = argparse.ArgumentParser(prog="python -m metagen.store", description="Learning-curve store tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="sizes, statuses and files of a store")
+    p.add_argument("store", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("validate", help="report every problem of a store (exit 1 on errors)")
+    p.add_argument("store", type=Path)
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("compact", help="merge loose run files into partitioned parts; clean leftovers")
+    p.add_argument("store", type=Path)
+    p.add_argument("--stale-temp-after", type=float, default=600.0, metavar="S",
+                   help="remove temp files of other hosts older than S seconds (default 600)")  # fmt: skip
+    p.set_defaults(func=_compact)
+
+    for name, func, what in (
+        ("import-quicktune", _import_quicktune, "the original Quick-Tune meta-dataset (aggregated JSON or raw)"),
+        ("import-qtt", _import_qtt, "a QuickTuneTool csv meta-dataset"),
+    ):
+        p = sub.add_parser(name, help=f"import {what}")
+        p.add_argument("src", type=Path)
+        p.add_argument("dest", type=Path)
+        p.add_argument("--name", help="store name (default: the source directory's name)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("synth", help="write a SYNTHETIC store (scale and performance work only)")
+    p.add_argument("dest", type=Path)
+    p.add_argument("--profile", choices=["paper", "tiny"], default="tiny")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("card", help="write data_cards/<name>.md and figures for a store")
+    p.add_argument("store", type=Path)
+    p.add_argument("--out", type=Path, default=Path("data_cards"))
+    p.set_defaults(func=_card)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (StoreError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

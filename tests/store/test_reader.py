@@ -1,0 +1,80 @@
+"""Reading: datasets, candidate pipelines, dense arrays, encoded hyperparameters, bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from metagen.store import StoreError, StoreReader, compact, write_run
+from tests.factories import make_curve, make_run
+
+
+@pytest.fixture
+def filled(store: Path) -> Path:
+    write_run(store, make_run("a1", dataset="A"), make_curve(5, start=0.2))
+    write_run(store, make_run("a2", dataset="A", lr=0.01), make_curve(3, start=0.05, cost=4.0))
+    curve = make_curve(2)
+    curve[1]["eval_top1"] = float("nan")
+    write_run(store, make_run("a3", dataset="A", status="diverged", status_message="NaN loss"), curve)
+    write_run(store, make_run("b1", dataset="B", version="mini", opt="momentum", opt_betas=None, momentum=0.9),
+              make_curve(4))  # fmt: skip
+    return store
+
+
+def check_arrays(reader: StoreReader) -> None:
+    a = reader.curve_arrays("A", "micro")
+    assert a.values.shape == a.cost.shape == (3, 5)
+    assert list(a.run_ids) == ["a1", "a2", "a3"] and list(a.n_epochs) == [5, 3, 2]
+    np.testing.assert_allclose(a.values[0], [0.2, 0.3, 0.4, 0.5, 0.6], rtol=1e-6)
+    assert np.isnan(a.values[1, 3:]).all() and np.isnan(a.values[2, 1])
+    np.testing.assert_allclose(a.cost[1, :3], 4.0, rtol=1e-6)
+    both = reader.version_arrays("micro")
+    assert list(both) == ["A"] and np.array_equal(both["A"].values, a.values, equal_nan=True)
+
+
+def test_arrays_from_loose_files_and_from_compacted_parts_agree(filled: Path) -> None:
+    check_arrays(StoreReader(filled))
+    compact(filled)
+    check_arrays(StoreReader(filled))
+
+
+def test_datasets_pipelines_and_lazy_tables(filled: Path) -> None:
+    reader = StoreReader(filled)
+    d = reader.datasets()
+    assert d.select("dataset_version", "dataset", "n_runs", "n_epochs").rows() == [("micro", "A", 3, 10),
+                                                                                   ("mini", "B", 1, 4)]  # fmt: skip
+    assert reader.versions() == ["micro", "mini"]
+    assert reader.pipelines("A", "micro").height == 2  # a1 and a3 are the same pipeline
+    assert isinstance(reader.scan_runs(), pl.LazyFrame)
+    assert reader.scan_curves("mini").collect()["run_id"].unique().to_list() == ["b1"]
+    with pytest.raises(StoreError, match="no runs of dataset 'Z'"):
+        reader.curve_arrays("Z", "micro")
+    with pytest.raises(StoreError, match="unknown metric"):
+        reader.curve_arrays("A", "micro", metric="accuracy")
+
+
+def test_same_pipeline_with_two_seeds_is_one_candidate(store: Path) -> None:
+    write_run(store, make_run("s0", seed=0), make_curve())
+    write_run(store, make_run("s1", seed=1), make_curve())
+    reader = StoreReader(store)
+    assert reader.datasets()["n_pipelines"].to_list() == [1]
+    assert reader.pipelines("PNU", "micro")["run_id"].to_list() == ["s0"]
+
+
+def test_encoded_hyperparameters(filled: Path) -> None:
+    enc = StoreReader(filled).encoded_hyperparameters()
+    assert enc.columns[:4] == ["run_id", "pipeline_id", "model=dla46x_c.in1k", "data_augmentation=None"]
+    row = enc.filter(pl.col("run_id") == "b1").row(0, named=True)
+    assert row["opt=momentum"] == 1.0 and row["momentum"] == 0.9 and row["momentum=None"] == 0.0
+    assert row["opt_betas=None"] == 1.0
+    a1 = enc.filter(pl.col("run_id") == "a1").row(0, named=True)
+    assert a1["momentum"] == 0.0 and a1["momentum=None"] == 1.0  # inactive, explicitly marked
+    assert all(dtype == pl.Float64 for dtype in enc.schema.dtypes()[2:])
+
+
+def test_bounds_ignore_nan(filled: Path) -> None:
+    b = StoreReader(filled).bounds("micro").row(0, named=True)
+    assert b["best"] == pytest.approx(0.6) and b["worst"] == pytest.approx(0.05)
