@@ -23,7 +23,7 @@ def test_truncated_file_is_named_with_a_fix(store: Path) -> None:
     with pytest.raises(CorruptFileError, match=r"r1\.parquet.*re-run the job"):
         StoreReader(store).curve_arrays("PNU", "micro")
     path.write_bytes(b"not parquet at all")
-    with pytest.raises(CorruptFileError, match="r1.parquet"):
+    with pytest.raises(CorruptFileError, match=r"r1\.parquet"):
         StoreReader(store).scan_runs().collect()
 
 
@@ -32,7 +32,7 @@ def test_corrupt_compacted_part_is_named(store: Path) -> None:
     compact(store)
     part = next((store / "compacted").rglob("*-curves.parquet"))
     part.write_bytes(b"garbage")
-    with pytest.raises(CorruptFileError, match="curves.parquet"):
+    with pytest.raises(CorruptFileError, match=r"curves\.parquet"):
         StoreReader(store).curve_arrays("PNU", "micro")
 
 

@@ -8,8 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from metagen.store import RunConflictError, StoreReader, ValidationError, compact, write_partition, write_run
-from metagen.store import layout
+from metagen.store import RunConflictError, StoreReader, ValidationError, compact, layout, write_partition, write_run
 from metagen.store.layout import compacted_parts, loose_files, loose_path, temp_files
 from metagen.store.records import run_file_table, split_run_tables
 from tests.factories import make_curve, make_run
