@@ -282,20 +282,17 @@ def to_arrays(
     n = runs.height
     width = int(runs["max_epochs"].max() or 0) if n else 0
     width = max(width, int(runs["n_epochs"].max() or 0) if n else 0)
-    if aligned:  # run i's epochs are rows starts[i] ... starts[i] + n_epochs[i] - 1 of curves
-        n_epochs = runs["n_epochs"].to_numpy().astype(np.int64)
-        starts = np.cumsum(n_epochs) - n_epochs
-        flat = np.repeat(np.arange(n) * width - starts, n_epochs) + np.arange(int(n_epochs.sum()))
+    values = np.full((n, width), np.nan)
+    cost = np.full((n, width), np.nan)
+    if aligned:  # curves hold run 0's epochs 1..n_0, then run 1's, ...: row-major order of a prefix mask
+        where: tuple[np.ndarray, ...] | np.ndarray = np.arange(width) < runs["n_epochs"].to_numpy()[:, None]
         c = curves
     else:
         index = runs.select("run_id").with_row_index("_i")
         c = curves.select("run_id", "epoch", metric, "train_time", "eval_time").join(index, on="run_id", how="inner")
-        flat = c["_i"].to_numpy().astype(np.int64) * width + c["epoch"].to_numpy() - 1
-    values = np.full(n * width, np.nan)
-    cost = np.full(n * width, np.nan)
-    values[flat] = c[metric].fill_null(np.nan).to_numpy()
-    cost[flat] = c["train_time"].to_numpy().astype(np.float64) + c["eval_time"].to_numpy()
-    values, cost = values.reshape(n, width), cost.reshape(n, width)
+        where = (c["_i"].to_numpy(), c["epoch"].to_numpy() - 1)
+    values[where] = c[metric].fill_null(np.nan).to_numpy()
+    cost[where] = c["train_time"].to_numpy().astype(np.float64) + c["eval_time"].to_numpy()
     return CurveArrays(
         version=version,
         dataset=dataset,
