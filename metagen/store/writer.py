@@ -61,11 +61,10 @@ def write_run(root: str | Path, run: Mapping[str, Any], curve: CurveLike) -> Wri
     read_metadata(root)
     table = run_file_table(run, curve)
     runs, curves = split_run_tables(table)
-    run_id = runs["run_id"][0]
-    problems = validate(runs, curves, f"run {run_id}")
+    run_id, version, dataset = runs["run_id"][0], runs["dataset_version"][0], runs["dataset"][0]
+    problems = validate(runs, curves, "<new run>")
     if problems:
         raise ValidationError(problems)
-    version, dataset = runs["dataset_version"][0], runs["dataset"][0]
     final = loose_path(root, version, dataset, run_id)
     if _already_stored(root, final, runs, curves):
         return "unchanged"

@@ -12,6 +12,7 @@ import pytest
 from metagen.store import StoreMetadata, card, create_store, write_partition, write_run
 from metagen.store.card import safe_name, write_card
 from metagen.store.records import run_file_table, split_run_tables
+from tests import factories
 
 TRAIN_TIME = 30.0
 EVAL_TIME = 6.0
@@ -21,46 +22,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def make_run(run_id: str, version: str, dataset: str, model: str, **fields: Any) -> dict[str, Any]:
-    """A valid run row with every non-nullable run column; ``fields`` override the defaults."""
-    run: dict[str, Any] = {
-        "run_id": run_id,
-        "dataset": dataset,
-        "dataset_version": version,
-        "model": model,
-        "pct_to_freeze": 0.0,
-        "linear_probing": False,
-        "stoch_norm": False,
-        "sp_reg": 0.0,
-        "delta_reg": 0.0,
-        "bss_reg": 0.0,
-        "cotuning_reg": 0.0,
-        "mixup": 0.0,
-        "mixup_prob": 0.0,
-        "cutmix": 0.0,
-        "drop": 0.0,
-        "smoothing": 0.1,
-        "opt": "adamw",
-        "opt_betas": "0.9 0.999",
-        "lr": 1e-3,
-        "warmup_lr": 1e-6,
-        "warmup_epochs": 0,
-        "weight_decay": 1e-4,
-        "batch_size": 32,
-        "amp": False,
-        "seed": 0,
-        "max_epochs": 4,
-        "status": "ok",
-        "source": "metagen",
-        "pretrained_source": f"hub:timm/{model}",
-        "hardware": "NVIDIA H100 80GB",
-        "package_versions": {"torch": "2.3.0", "timm": "1.0.9"},
-        "train_size": 800,
-        "num_classes": 20,
-        "resolution": 128,
-        "channels": 3,
-    }
-    run.update(fields)
-    return run
+    """A valid run row (tests.factories) with this card's provenance; ``fields`` override the defaults."""
+    defaults = {
+        "pct_to_freeze": 0.0, "drop": 0.0, "smoothing": 0.1, "opt": "adamw", "warmup_lr": 1e-6, "max_epochs": 4,
+        "pretrained_source": f"hub:timm/{model}", "hardware": "NVIDIA H100 80GB",
+        "package_versions": {"torch": "2.3.0", "timm": "1.0.9"}, "train_size": 800,
+    }  # fmt: skip
+    return factories.make_run(run_id, dataset=dataset, version=version, model=model, **{**defaults, **fields})
 
 
 def make_curve(n_epochs: int, nan_from: int | None = None) -> list[dict[str, Any]]:

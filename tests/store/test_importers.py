@@ -16,21 +16,11 @@ import yaml
 from metagen.store import StoreReader, validate
 from metagen.store.errors import StoreError
 from metagen.store.importers import ImportReport, ImportSourceError, import_qtt, import_quicktune
+from metagen.store.importers.quicktune import CURVE_NAMES
 from metagen.store.layout import compacted_parts
 
 NAN = float("nan")
-QT_CURVES = (
-    "epoch",
-    "train_loss",
-    "train_head_grad_norm",
-    "train_backbone_grad_norm",
-    "train_time",
-    "eval_loss",
-    "eval_top1",
-    "eval_top5",
-    "eval_time",
-    "lr",
-)
+QT_CURVES = CURVE_NAMES
 
 # --------------------------------------------------------------------------------------------
 # Fixture builders
