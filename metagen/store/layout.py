@@ -227,10 +227,17 @@ def loose_files(root: str | Path, version: str | None = None) -> list[Path]:
     return _partition_files(Path(root) / LOOSE_DIR, version, ".parquet")
 
 
-def compacted_parts(root: str | Path, version: str | None = None) -> list[tuple[Path, Path]]:
-    """Committed compacted parts as (runs file, curves file), sorted."""
+def compacted_parts(
+    root: str | Path, version: str | None = None, dataset: str | None = None
+) -> list[tuple[Path, Path]]:
+    """Committed compacted parts as (runs file, curves file), sorted; of one partition if ``dataset`` is given."""
+    if dataset is not None and version is not None:
+        directory = partition_dir(root, COMPACTED_DIR, version, dataset)
+        files = sorted(directory.glob("part-*-runs.parquet")) if directory.is_dir() else []
+    else:
+        files = _partition_files(Path(root) / COMPACTED_DIR, version, "-runs.parquet")
     out = []
-    for runs in _partition_files(Path(root) / COMPACTED_DIR, version, "-runs.parquet"):
+    for runs in files:
         curves = runs.with_name(runs.name[: -len("-runs.parquet")] + "-curves.parquet")
         out.append((runs, curves))
     return out

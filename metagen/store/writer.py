@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from metagen.store.errors import CompactionLockedError, RunConflictError, StoreError, ValidationError
-from metagen.store.files import read_part, read_run_file, write_temp
+from metagen.store.files import read_checked, read_part, read_run_file, write_temp
 from metagen.store.layout import (
     COMPACTED_DIR,
     LOOSE_DIR,
@@ -81,14 +81,13 @@ def _already_stored(root: str | Path, final: Path, runs: pl.DataFrame, curves: p
     if final.exists():
         candidates.append((str(final), *read_run_file(final, check=False)))
     version, dataset = runs["dataset_version"][0], runs["dataset"][0]
-    for runs_path, curves_path in compacted_parts(root, version):
-        if runs_path.parent != partition_dir(root, COMPACTED_DIR, version, dataset):
+    for runs_path, curves_path in compacted_parts(root, version, dataset):
+        # Every job's write passes here: read the part's run ids only, the rest only on a hit.
+        if run_id not in read_checked(runs_path, RUNS_SCHEMA).column("run_id").to_pylist():
             continue
         r, c = read_part(runs_path, curves_path)
-        if run_id in r["run_id"]:
-            candidates.append(
-                (str(runs_path), r.filter(pl.col("run_id") == run_id), c.filter(pl.col("run_id") == run_id))
-            )
+        mine = pl.col("run_id") == run_id
+        candidates.append((str(runs_path), r.filter(mine), c.filter(mine)))
     for where, r, c in candidates:
         if not same_content(runs, curves, r, c):
             raise RunConflictError(
@@ -142,11 +141,7 @@ def _write_part(root: str | Path, version: str, dataset: str, runs: pl.DataFrame
 
 
 def _partition_sources(root: str | Path, version: str, dataset: str, include_loose: bool) -> list[Source]:
-    sources = [
-        Source(str(r), *read_part(r, c))
-        for r, c in compacted_parts(root, version)
-        if r.parent == partition_dir(root, COMPACTED_DIR, version, dataset)
-    ]
+    sources = [Source(str(r), *read_part(r, c)) for r, c in compacted_parts(root, version, dataset)]
     if include_loose:
         directory = partition_dir(root, LOOSE_DIR, version, dataset)
         sources += [Source(str(p), *read_run_file(p, check=False)) for p in sorted(directory.glob("*.parquet"))]
