@@ -10,6 +10,6 @@ want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing into .venv (torch==2.13.0, timm, polars, pyarrow, ...)"
   .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
-  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[metagen,dev]"
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[metagen,weights,surrogates,dev]"
   echo "$want" > "$stamp"
 fi

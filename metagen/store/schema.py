@@ -192,6 +192,16 @@ def pipeline_id(model: str, hyperparameters: Mapping[str, Any]) -> str:
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
+def make_run_id(version: str, dataset: str, pipeline: str, seed: int) -> str:
+    """The run id every generator uses: ``<version>-<dataset>-<pipeline id>-s<seed>``.
+
+    Deterministic, so that a relaunched sweep finds the runs it already wrote. Dataset names are
+    made file-name safe (characters outside ``[A-Za-z0-9._+=-]`` become ``_``).
+    """
+    safe = re.sub(r"[^A-Za-z0-9._+=-]", "_", f"{version}-{dataset}")
+    return f"{safe}-{pipeline}-s{int(seed)}"
+
+
 def _isnan(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
