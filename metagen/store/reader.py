@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from metagen.store.array_view import VIEW_METRIC, parts_token, read_view, write_view
 from metagen.store.encoding import encode_hyperparameters
 from metagen.store.errors import CorruptFileError, SchemaVersionError, StoreError, ValidationError
 from metagen.store.files import corrupt_fix, read_part, read_run_file
@@ -75,20 +76,27 @@ class StoreReader:
     @cached_property
     def _files(self) -> dict[PartitionKey, list[tuple[str, Path, Path | None]]]:
         """Per partition: ("part", runs file, curves file) and ("loose", run file, None) entries."""
-        out: dict[PartitionKey, list[tuple[str, Path, Path | None]]] = defaultdict(list)
-        for r, c in compacted_parts(self.root):
-            out[parse_partition(r.parent)].append(("part", r, c))
-        for p in loose_files(self.root):
-            out[parse_partition(p.parent)].append(("loose", p, None))
-        return dict(sorted(out.items()))
+        return _list_files(self.root, None)
+
+    def _version_files(self, version: str) -> dict[PartitionKey, list[tuple[str, Path, Path | None]]]:
+        """:attr:`_files` of one version, listing only that version's directories when nothing is cached."""
+        if "_files" in self.__dict__:
+            return {k: v for k, v in self._files.items() if k[0] == version}
+        cache = self.__dict__.setdefault("_by_version", {})
+        if version not in cache:
+            cache[version] = _list_files(self.root, version)
+        return cache[version]
 
     def refresh(self) -> None:
         """Forget the cached file listing (to see runs written since)."""
         self.__dict__.pop("_files", None)
+        self.__dict__.pop("_by_version", None)
 
     def partitions(self, version: str | None = None) -> list[PartitionKey]:
         """(version, dataset) pairs that hold runs."""
-        return [k for k in self._files if version is None or k[0] == version]
+        if version is not None:
+            return list(self._version_files(version))
+        return list(self._files)
 
     def versions(self) -> list[str]:
         """Dataset versions in the store."""
@@ -197,20 +205,68 @@ class StoreReader:
         _check_metric(metric)
         keys = self.partitions(version)
         fast = [k for k in keys if self._single_part(*k)]
+        if metric == VIEW_METRIC and keys and len(fast) == len(keys):
+            columns = read_view(self.root, version, self._view_token(keys))
+            if columns is not None:
+                return _split_view(version, columns)
         out = self._read_aligned(fast, metric) if fast else {}
         for v, d in keys:
             if (v, d) not in fast:
                 out[d] = self.curve_arrays(d, v, metric)
         return dict(sorted(out.items()))
 
+    def write_array_view(self, version: str) -> bool:
+        """Rebuild the dense-array view of ``version`` (see :mod:`metagen.store.array_view`).
+
+        Only a version whose every dataset is one compacted part gets a view; returns whether it did.
+        """
+        keys = self.partitions(version)
+        if not keys or not all(self._single_part(*k) for k in keys):
+            return False
+        arrays = self._read_aligned(keys, VIEW_METRIC)
+        joined = [arrays[d] for _, d in keys]
+        columns: dict[str, np.ndarray] = {
+            "dataset": np.concatenate([np.full(len(a.run_ids), a.dataset, dtype=object) for a in joined]),
+            **{f: np.concatenate([getattr(a, f) for a in joined]) for f in ("run_ids", "pipeline_ids", "models")},
+            "status": np.concatenate([a.status for a in joined]),
+            "n_epochs": np.concatenate([a.n_epochs for a in joined]),
+        }
+        columns["run_id"] = columns.pop("run_ids")
+        columns["pipeline_id"] = columns.pop("pipeline_ids")
+        columns["model"] = columns.pop("models")
+        columns["values"] = np.concatenate([a.values for a in joined])
+        cost_parts = self._scan_times(keys)
+        columns["train_time"], columns["eval_time"] = cost_parts
+        write_view(self.root, version, columns, self._view_token(keys))
+        return True
+
+    def _scan_times(self, keys: list[PartitionKey]) -> tuple[np.ndarray, np.ndarray]:
+        """Train and eval time per epoch of single-part partitions, ``(n_runs, width)`` float32, NaN-padded."""
+        parts = [self._version_files(k[0])[k][0] for k in keys]
+        runs, curves = _scan_columns(
+            [([p[1] for p in parts], ("n_epochs", "max_epochs")), ([p[2] for p in parts], ("train_time", "eval_time"))]
+        )
+        n_epochs = runs["n_epochs"].to_numpy()
+        width = max(int(runs["max_epochs"].max() or 0), int(n_epochs.max() or 0))
+        mask = np.arange(width) < n_epochs[:, None]
+        out = []
+        for column in ("train_time", "eval_time"):
+            dense = np.full((runs.height, width), np.nan, dtype=np.float32)
+            dense[mask] = curves[column].to_numpy()
+            out.append(dense)
+        return out[0], out[1]
+
+    def _view_token(self, keys: list[PartitionKey]) -> str:
+        return parts_token([self._version_files(k[0])[k][0][1] for k in keys])
+
     def _single_part(self, version: str, dataset: str) -> bool:
-        files = self._files.get((version, dataset), [])
+        files = self._version_files(version).get((version, dataset), [])
         return len(files) == 1 and files[0][0] == "part"
 
     def _read_aligned(self, keys: list[PartitionKey], metric: str) -> dict[str, CurveArrays]:
         """Arrays of partitions that are one compacted part each: validated and sorted when written,
         so only the needed columns are read, all files in one scan, and rows are placed by position."""
-        parts = [self._files[k][0] for k in keys]
+        parts = [self._version_files(k[0])[k][0] for k in keys]
         runs_paths = [p[1] for p in parts]
         curves_paths = [p[2] for p in parts if p[2] is not None]
         for p in runs_paths + curves_paths:
@@ -251,6 +307,32 @@ class StoreReader:
             .sort("dataset_version", "dataset")
             .collect()
         )
+
+
+def _list_files(root: Path, version: str | None) -> dict[PartitionKey, list[tuple[str, Path, Path | None]]]:
+    out: dict[PartitionKey, list[tuple[str, Path, Path | None]]] = defaultdict(list)
+    for r, c in compacted_parts(root, version):
+        out[parse_partition(r.parent)].append(("part", r, c))
+    for p in loose_files(root, version):
+        out[parse_partition(p.parent)].append(("loose", p, None))
+    return dict(sorted(out.items()))
+
+
+def _split_view(version: str, columns: dict[str, np.ndarray]) -> dict[str, CurveArrays]:
+    """Per-dataset arrays from a version's array view (rows grouped by dataset, sorted by run id)."""
+    datasets = columns["dataset"]
+    values = columns["values"].astype(np.float64)
+    cost = columns["train_time"].astype(np.float64) + columns["eval_time"]
+    starts = np.flatnonzero(np.r_[True, datasets[1:] != datasets[:-1]]) if len(datasets) else np.zeros(0, int)
+    ends = np.r_[starts[1:], len(datasets)]
+    out = {}
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        dataset = str(datasets[a])
+        out[dataset] = CurveArrays(
+            version, dataset, columns["run_id"][a:b], columns["pipeline_id"][a:b], columns["model"][a:b],
+            columns["status"][a:b], columns["n_epochs"][a:b], values[a:b], cost[a:b],
+        )  # fmt: skip
+    return dict(sorted(out.items()))
 
 
 _ARRAY_RUN_COLUMNS = ("dataset", "run_id", "pipeline_id", "model", "status", "n_epochs", "max_epochs")

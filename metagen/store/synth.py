@@ -24,7 +24,7 @@ from metagen.search_space import SearchSpace
 from metagen.store.layout import StoreMetadata, create_store
 from metagen.store.records import split_hyperparameters
 from metagen.store.schema import RUNS_SCHEMA, drop_inactive, pipeline_id, polars_schema
-from metagen.store.writer import write_partition
+from metagen.store.writer import refresh_array_views, write_partition
 
 META_ALBUM_CODES = (
     "BCT", "BRD", "CRS", "FLW", "MD_MIX", "PLK", "PLT_VIL", "RESISC", "SPT", "TEX",
@@ -81,6 +81,7 @@ def synthesize(dest: str | Path, profile: str = "tiny", seed: int = 0) -> StoreM
     space = SearchSpace.load("v1")
     for vp in PROFILES[profile]:
         _write_version(dest, vp, space, rng)
+    refresh_array_views(dest)
     return meta
 
 

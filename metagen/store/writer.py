@@ -205,7 +205,16 @@ def compact(root: str | Path, stale_temp_after_s: float = 600.0) -> CompactRepor
         for loose_dir in sorted(partitions):
             version, dataset = parse_partition(loose_dir)
             _compact_partition(root, version, dataset, parts_by_dir, report)
+        refresh_array_views(root)
     return report
+
+
+def refresh_array_views(root: str | Path) -> list[str]:
+    """Rebuild the dense-array view of every fully compacted version; returns those versions."""
+    from metagen.store.reader import StoreReader  # the reader builds views from what it reads
+
+    reader = StoreReader(root, check=False)
+    return [v for v in reader.versions() if reader.write_array_view(v)]
 
 
 def _compact_partition(

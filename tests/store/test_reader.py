@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from metagen.store import StoreError, StoreReader, compact, write_run
+from metagen.store.array_view import read_view, view_path
 from tests.factories import make_curve, make_run
 
 
@@ -78,3 +79,43 @@ def test_encoded_hyperparameters(filled: Path) -> None:
 def test_bounds_ignore_nan(filled: Path) -> None:
     b = StoreReader(filled).bounds("micro").row(0, named=True)
     assert b["best"] == pytest.approx(0.6) and b["worst"] == pytest.approx(0.05)
+
+
+def _assert_same_arrays(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for d in a:
+        for f in ("run_ids", "pipeline_ids", "models", "status", "n_epochs"):
+            assert list(getattr(a[d], f)) == list(getattr(b[d], f)), (d, f)
+        assert np.array_equal(a[d].values, b[d].values, equal_nan=True)
+        assert np.array_equal(a[d].cost, b[d].cost, equal_nan=True)
+
+
+def test_array_view_is_built_by_compact_and_matches_the_parts(filled: Path) -> None:
+    slow = StoreReader(filled).version_arrays("micro")  # loose files: no view
+    compact(filled)
+    assert view_path(filled, "micro").exists() and view_path(filled, "mini").exists()
+    _assert_same_arrays(StoreReader(filled).version_arrays("micro"), slow)
+
+
+def test_stale_or_damaged_array_view_is_ignored(filled: Path) -> None:
+    compact(filled)
+    expected = StoreReader(filled).version_arrays("micro")
+    write_run(filled, make_run("a9", dataset="A"), make_curve(2))  # a loose run: the view is stale
+    fresh = StoreReader(filled).version_arrays("micro")
+    assert "a9" in list(fresh["A"].run_ids)
+    compact(filled)  # new part token: the view is rebuilt
+    assert list(StoreReader(filled).version_arrays("micro")["A"].run_ids) == list(fresh["A"].run_ids)
+    view_path(filled, "micro").write_bytes(b"not arrow")
+    _assert_same_arrays(StoreReader(filled).version_arrays("micro"), fresh)
+    view_path(filled, "micro").unlink()
+    _assert_same_arrays(StoreReader(filled).version_arrays("micro"), fresh)
+    assert expected["A"].values.shape[0] + 1 == fresh["A"].values.shape[0]
+
+
+def test_stale_view_token_is_not_used(filled: Path) -> None:
+    compact(filled)
+    keys = [("micro", "A")]
+    reader = StoreReader(filled)
+    token = reader._view_token(keys)
+    assert read_view(filled, "micro", token) is not None
+    assert read_view(filled, "micro", "another-token") is None

@@ -66,7 +66,7 @@ from metagen.store.schema import (
     drop_inactive,
     validate,
 )
-from metagen.store.writer import write_partition
+from metagen.store.writer import refresh_array_views, write_partition
 
 MAX_LISTED = 20
 """Skipped runs and notes listed by ``str(ImportReport)``; the report itself keeps all of them."""
@@ -432,6 +432,7 @@ def write_import(dest: str | Path, metadata: StoreMetadata, runs: Sequence[Impor
         report.runs_imported += written
         report.runs_unchanged += run_frame.height - written
         report.datasets.append((version, dataset))
+    refresh_array_views(dest)
 
 
 def _group(runs: Iterable[ImportedRun]) -> dict[tuple[str, str], list[ImportedRun]]:
