@@ -151,6 +151,7 @@ def _fit_lengths(tasks: Sequence[dict[str, Any]], vp: VersionProfile, rng: np.ra
     for t in tasks:
         t["cost"] = t["cost"] * scale
         t["length"] = _lengths(t, vp, 1.0)
+        t["cost"] = np.minimum(t["cost"], vp.cap_s / t["length"])  # no run outlives the cap
     diff = vp.n_epochs - sum(int(t["length"].sum()) for t in tasks)
     step = 1 if diff > 0 else -1
     while diff:
