@@ -1,0 +1,79 @@
+"""Tiny RESULTS directories (contract D layout) written in-process for the metrics and figures tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+
+def write_run(
+    root: Path,
+    version: str,
+    method: str,
+    dataset: str,
+    seed: int,
+    times: Sequence[float],
+    regrets: Sequence[float],
+    budget_s: float = 100.0,
+) -> Path:
+    """Writes one result file whose events have the given times and regrets (incumbent = 1 - regret)."""
+    n = len(times)
+    reg = np.asarray(regrets, dtype=np.float64)
+    frame = pl.DataFrame(
+        {
+            "method": [method] * n,
+            "version": [version] * n,
+            "dataset": [dataset] * n,
+            "seed": np.full(n, seed, dtype=np.int64),
+            "step": np.arange(n, dtype=np.int64),
+            "time": np.asarray(times, dtype=np.float64),
+            "pipeline": np.zeros(n, dtype=np.int64),
+            "epoch": np.arange(1, n + 1, dtype=np.int64),
+            "value": 1.0 - reg,
+            "incumbent": 1.0 - reg,
+            "regret": reg,
+            "budget_s": np.full(n, budget_s),
+        },
+        schema={
+            "method": pl.String,
+            "version": pl.String,
+            "dataset": pl.String,
+            "seed": pl.Int64,
+            "step": pl.Int64,
+            "time": pl.Float64,
+            "pipeline": pl.Int64,
+            "epoch": pl.Int64,
+            "value": pl.Float64,
+            "incumbent": pl.Float64,
+            "regret": pl.Float64,
+            "budget_s": pl.Float64,
+        },
+    )
+    path = root / f"version={version}" / f"method={method}" / f"dataset={dataset}" / f"seed={seed}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path)
+    return path
+
+
+def write_random_results(
+    root: Path,
+    versions: Sequence[str] = ("micro",),
+    methods: Sequence[str] = ("a", "b", "c"),
+    datasets: Sequence[str] = ("d0", "d1", "d2"),
+    seeds: Sequence[int] = (0, 1),
+    budget_s: float = 100.0,
+    seed: int = 0,
+) -> Path:
+    """A RESULTS directory of random decreasing regret trajectories; method ``i`` improves faster for larger ``i``."""
+    rng = np.random.default_rng(seed)
+    for v in versions:
+        for mi, m in enumerate(methods):
+            for d in datasets:
+                for s in seeds:
+                    times = np.sort(rng.uniform(0.5, budget_s, size=8))
+                    reg = np.minimum.accumulate(rng.uniform(0, 1, size=8) / (1 + mi))
+                    write_run(root, v, m, d, s, times, reg, budget_s)
+    return root
