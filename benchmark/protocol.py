@@ -109,7 +109,9 @@ class Optimizer(Protocol):
     ``ask`` returns the next training step, or ``None`` when the method has nothing left to ask.
     ``on_epoch`` is called for every epoch as it finishes (before ``tell``); returning ``False``
     stops that step early (e.g. a stopping rule). ``tell`` receives every epoch the step trained.
-    With several simulated workers, ``ask`` may be called again before earlier asks are told.
+    With several simulated workers, ``ask`` may be called again before earlier asks are told; a
+    ``None`` while steps are still in flight means "nothing now" (the replay asks again after the
+    next ``tell``), a ``None`` with nothing in flight ends the replay.
     """
 
     def ask(self) -> Ask | None: ...

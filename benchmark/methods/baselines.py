@@ -1,0 +1,144 @@
+"""No-HPO baselines: one fixed model with default hyperparameters, chosen by hand or by meta-training data.
+
+"Default hyperparameters" are :data:`DEFAULT_HYPERPARAMETERS`: the defaults of timm's ``train.py``
+(which Quick-Tune's finetuning script forks) snapped to the v1 grid, with no finetuning tricks
+switched on. A task holds only the pipelines that were run, so the baseline trains the candidate
+of the wanted model **closest** to those defaults (mixed distance of :mod:`benchmark.methods.space`:
+one per mismatched categorical hyperparameter plus the ordinal distance of numeric ones; ties go to
+the lowest candidate index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from benchmark.methods.space import encode_hyperparameters_row, mixed_space
+from benchmark.protocol import Ask, BaseOptimizer, MetaContext, SearchView
+from benchmark.task import load_tasks, store_signature
+from metagen.search_space import SearchSpace
+
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
+    "pct_to_freeze": 0.0, "layer_decay": None, "linear_probing": False, "stoch_norm": False,
+    "sp_reg": 0.0, "delta_reg": 0.0, "bss_reg": 0.0, "cotuning_reg": 0.0,
+    "mixup": 0.0, "mixup_prob": 1.0, "cutmix": 0.0, "drop": 0.0, "smoothing": 0.1, "clip_grad": None,
+    "data_augmentation": None, "auto_augment": None, "ra_num_ops": None, "ra_magnitude": None,
+    "opt": "sgd", "opt_betas": None, "momentum": None,
+    "lr": 0.01, "warmup_lr": 0.00001, "warmup_epochs": 5, "weight_decay": 0.00001, "batch_size": 128,
+    "amp": False, "sched": "cosine", "patience_epochs": None, "decay_rate": None, "decay_epochs": None,
+}  # fmt: skip
+"""timm ``train.py`` defaults on the v1 grid: SGD (Nesterov, momentum 0.9), lr 0.05 -> 0.01 (grid max),
+weight decay 2e-5 -> 1e-5, cosine schedule, 5 warm-up epochs from 1e-5, label smoothing 0.1,
+batch 128, no mixing, no augmentation policy, full finetuning, no regularisers."""
+
+DEFAULT_MODEL = "xcit_small_12_p8_384_dist"
+"""The paper's best single model with default HPs on micro and extended (Table 2: XCiT)."""
+
+
+def resolve_model(view: SearchView, model: str) -> str:
+    """The view's model name for ``model`` (a timm name, a name without its tag, or a paper alias)."""
+    present = sorted(set(view.models))
+    if model in present:
+        return model
+    try:
+        name = SearchSpace.load("v1").model(model).name
+    except KeyError:
+        name = model
+    matches = [m for m in present if m == name or m.split(".")[0] == model.split(".")[0]]
+    if not matches:
+        raise ValueError(f"model '{model}' has no candidate in task {view.name}; models there: {present}")
+    return matches[0]
+
+
+def default_candidate(view: SearchView, model: str, defaults: Mapping[str, Any] | None = None) -> int:
+    """Index of the candidate of ``model`` closest to the default hyperparameters."""
+    name = resolve_model(view, model)
+    hps = {**DEFAULT_HYPERPARAMETERS, **(defaults or {}), "model": name}
+    space = mixed_space(view, exclude=("model",))
+    target = space.encode(encode_hyperparameters_row(hps, view.feature_names))
+    rows = np.flatnonzero(np.asarray(view.models) == name)
+    return int(rows[int(np.argmin(space.distance(target, rows)))])
+
+
+class DefaultModel(BaseOptimizer):
+    """Trains one candidate, ``model`` with default hyperparameters, to ``max_epochs``; then stops.
+
+    Args:
+        view, seed, context: as every method factory (``context`` is unused).
+        model: timm name or paper alias of the model.
+        defaults: overrides of :data:`DEFAULT_HYPERPARAMETERS`.
+    """
+
+    def __init__(
+        self,
+        view: SearchView,
+        seed: int,
+        context: MetaContext | None = None,
+        model: str = DEFAULT_MODEL,
+        defaults: Mapping[str, Any] | None = None,
+        **options: Any,
+    ):
+        super().__init__(view, seed, **options)
+        self.model = resolve_model(view, model)
+        self.candidate = default_candidate(view, self.model, defaults)
+        self.asked = False
+
+    def ask(self) -> Ask | None:
+        """The chosen candidate at ``max_epochs`` once; ``None`` afterwards."""
+        if self.asked:
+            return None
+        self.asked = True
+        return self.issue(self.candidate, self.view.max_epochs)
+
+
+class BestOnAverage(DefaultModel):
+    """:class:`DefaultModel` with the model whose default-HP pipeline has the lowest mean normalised
+    regret (final epoch; diverged = 1) over the meta-training datasets of ``context``.
+
+    Only models that have a candidate in the task compete; a model counts on the training datasets
+    where it has a candidate. Ties go to the model that comes first in sorted order.
+    """
+
+    def __init__(
+        self,
+        view: SearchView,
+        seed: int,
+        context: MetaContext | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        **options: Any,
+    ):
+        if context is None or not context.train_datasets:
+            raise ValueError("best_on_average needs a MetaContext with meta-training datasets (make_context)")
+        scores = model_scores(context.store, context.version, tuple(context.train_datasets), defaults)
+        candidates = {m: s for m, s in scores.items() if m in set(view.models)}
+        if not candidates:
+            raise ValueError(
+                f"no model of task {view.name} has a candidate on the meta-training datasets {context.train_datasets}"
+            )
+        self.scores = candidates
+        best = min(sorted(candidates), key=lambda m: candidates[m])
+        super().__init__(view, seed, context, model=best, defaults=defaults, **options)
+
+
+def model_scores(
+    store: str, version: str, datasets: tuple[str, ...], defaults: Mapping[str, Any] | None = None
+) -> dict[str, float]:
+    """Mean normalised regret (final epoch of the default-HP candidate) of every model over ``datasets``."""
+    root, signature = store_signature(store)
+    return dict(_model_scores(root, signature, version, datasets, tuple(sorted((defaults or {}).items()))))
+
+
+@lru_cache(maxsize=64)
+def _model_scores(
+    root: str, signature: tuple, version: str, datasets: tuple[str, ...], defaults: tuple[tuple[str, Any], ...]
+) -> tuple[tuple[str, float], ...]:
+    per_model: dict[str, list[float]] = {}
+    for task in load_tasks(root, version, list(datasets)):
+        for model in sorted(set(task.view.models)):
+            i = default_candidate(task.view, model, dict(defaults))
+            final = task.values[i, int(task.n_epochs[i]) - 1]
+            per_model.setdefault(model, []).append(float(task.regret(final)))
+    return tuple((m, float(np.mean(v))) for m, v in sorted(per_model.items()))

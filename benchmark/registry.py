@@ -1,0 +1,101 @@
+"""Every benchmark method by name, imported only when used (``import benchmark`` never imports torch).
+
+A method is a factory ``factory(view, seed, context, **options) -> Optimizer``; its :class:`MethodSpec`
+names it as ``"module:attr"`` plus the options it is registered with.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.protocol import MetaContext, Optimizer, SearchView
+
+Factory = Callable[..., Optimizer]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How to build a method.
+
+    Attributes:
+        target: ``"module:attr"`` of the factory (a class or a function).
+        options: keyword options it is registered with (callers may override them).
+        needs_context: it meta-learns and needs a :class:`~benchmark.protocol.MetaContext`.
+        needs_torch: importing it imports torch (kept out of the torch-free core and its tests).
+    """
+
+    target: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    needs_context: bool = False
+    needs_torch: bool = False
+
+    def load(self) -> Factory:
+        """Imports the factory."""
+        module, _, attr = self.target.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ImportError(f"cannot import method factory '{self.target}': {e}") from e
+
+
+_QT = "benchmark.methods.quicktune:make_quicktune"
+
+METHODS: dict[str, MethodSpec] = {
+    "random_search": MethodSpec("benchmark.methods.random_search:RandomSearch"),
+    "hyperband": MethodSpec("benchmark.methods.hyperband:Hyperband", {"eta": 3, "min_budget": 1}),
+    "asha": MethodSpec("benchmark.methods.asha:ASHA", {"eta": 3, "min_budget": 1}),
+    "bohb": MethodSpec(
+        "benchmark.methods.bohb:BOHB",
+        {
+            "eta": 3,
+            "min_budget": 1,
+            "top_n_percent": 15,
+            "random_fraction": 1 / 3,
+            "bandwidth_factor": 3.0,
+            "num_samples": 64,
+            "min_bandwidth": 1e-3,
+            "acquisition": "sample",
+        },
+    ),
+    "default_model": MethodSpec("benchmark.methods.baselines:DefaultModel", {"model": "xcit_small_12_p8_384_dist"}),
+    "best_on_average": MethodSpec("benchmark.methods.baselines:BestOnAverage", needs_context=True),
+    "dyhpo": MethodSpec("benchmark.methods.dyhpo:DyHPO", needs_torch=True),
+    "quicktune": MethodSpec(_QT, {}, needs_context=True, needs_torch=True),
+    "quicktune-M": MethodSpec(_QT, {"meta_learn": False}, needs_context=False, needs_torch=True),
+    "quicktune-C": MethodSpec(_QT, {"cost_aware": False}, needs_context=True, needs_torch=True),
+    "quicktune-G": MethodSpec(_QT, {"gray_box": False}, needs_context=True, needs_torch=True),
+}
+"""The registered methods; ``quicktune-X`` is Quick-Tune without component X (M: meta-learning,
+C: cost-awareness, G: gray-box learning curves)."""
+
+
+class UnknownMethodError(KeyError):
+    """A method name that is not registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def spec(name: str) -> MethodSpec:
+    """The spec of a registered method; :class:`UnknownMethodError` listing the registered names otherwise."""
+    if name not in METHODS:
+        raise UnknownMethodError(f"unknown method '{name}'; registered methods: {sorted(METHODS)}")
+    return METHODS[name]
+
+
+def method_names(needs_torch: bool | None = None) -> list[str]:
+    """Registered names, optionally only those that do (``True``) or do not (``False``) need torch."""
+    return [n for n, s in METHODS.items() if needs_torch is None or s.needs_torch == needs_torch]
+
+
+def make_optimizer(
+    name: str, view: SearchView, seed: int, context: MetaContext | None = None, **options: Any
+) -> Optimizer:
+    """Builds method ``name`` on ``view``; ``options`` override the registered ones."""
+    s = spec(name)
+    if s.needs_context and context is None:
+        raise ValueError(f"method '{name}' meta-learns and needs a MetaContext (benchmark.task.make_context)")
+    return s.load()(view, seed, context, **{**s.options, **options})

@@ -1,0 +1,129 @@
+"""The runner: RESULTS layout, resume, parallel processes, run.json, CLI errors; the core imports no torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from benchmark.config import RunConfig
+from benchmark.registry import UnknownMethodError, method_names
+from benchmark.results import RESULT_SCHEMA, ResultsError, cell_files, cell_path, parse_cell_path, read_results
+from benchmark.runner import run_benchmark
+from benchmark.task import TaskError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config(store: Path, out: Path, **kw: object) -> RunConfig:
+    base: dict = {"methods": ["random_search", "asha"], "seeds": [0, 1], "budget_s": 1500.0, "progress": False}
+    return RunConfig(store=str(store), out=str(out), **{**base, **kw})
+
+
+def test_results_layout_and_resume(bench_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    summary = run_benchmark(config(bench_store, out))
+    assert (summary.done, summary.skipped, summary.failed) == (12, 0, [])
+    files = cell_files(out)
+    assert len(files) == 12
+    assert files[0] == cell_path(out, "micro", "asha", "A", 0)
+    assert parse_cell_path(files[0]) == ("micro", "asha", "A", 0)
+    df = read_results(out)
+    assert df.schema == pl.Schema(RESULT_SCHEMA)
+    assert set(df["method"]) == {"random_search", "asha"} and set(df["seed"]) == {0, 1}
+    assert (df["budget_s"] == 1500.0).all() and (df["time"] <= 1500.0).all()
+    record = json.loads((out / "run.json").read_text())
+    assert record["store_hash"] and record["budget_s"] == 1500.0 and record["overhead"] == "none"
+    assert record["datasets"] == ["A", "B", "C"] and record["method_options"]["asha"] == {"eta": 3, "min_budget": 1}
+
+    again = run_benchmark(config(bench_store, out))
+    assert (again.done, again.skipped) == (0, 12)
+    victim = cell_path(out, "micro", "random_search", "B", 1)
+    before = pl.read_parquet(victim)
+    victim.unlink()
+    third = run_benchmark(config(bench_store, out, seeds=[0, 1, 2], methods=["random_search"]))
+    assert (third.done, third.skipped) == (4, 5)  # the deleted cell and three new seed-2 cells
+    assert pl.read_parquet(victim).equals(before)
+    assert json.loads((out / "run.json").read_text())["seeds"] == [0, 1, 2]
+
+
+def test_resuming_with_another_budget_or_overhead_is_refused(bench_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    run_benchmark(config(bench_store, out, methods=["random_search"], seeds=[0]))
+    with pytest.raises(ResultsError, match=r"budget_s was 1500\.0, now 900\.0"):
+        run_benchmark(config(bench_store, out, methods=["random_search"], seeds=[0], budget_s=900.0))
+    with pytest.raises(ResultsError, match="overhead"):
+        run_benchmark(config(bench_store, out, methods=["random_search"], seeds=[0], overhead="2"))
+
+
+def test_parallel_processes_give_the_same_files(bench_store: Path, tmp_path: Path) -> None:
+    serial = run_benchmark(config(bench_store, tmp_path / "a", datasets=["A", "B"]))
+    parallel = run_benchmark(config(bench_store, tmp_path / "b", datasets=["A", "B"], jobs=2))
+    assert serial.done == parallel.done == 8
+    assert read_results(tmp_path / "a").equals(read_results(tmp_path / "b"))
+
+
+def test_clear_errors(bench_store: Path, tmp_path: Path) -> None:
+    with pytest.raises(UnknownMethodError, match=r"unknown method 'nope'; registered methods: \[.*'bohb'"):
+        run_benchmark(config(bench_store, tmp_path / "r", methods=["nope"]))
+    with pytest.raises(TaskError, match="not a learning-curve store"):
+        run_benchmark(config(tmp_path / "missing", tmp_path / "r"))
+    with pytest.raises(TaskError, match="version 'mini' not in store"):
+        run_benchmark(config(bench_store, tmp_path / "r", version="mini"))
+    with pytest.raises(TaskError, match=r"datasets \['Q'\] not in version"):
+        run_benchmark(config(bench_store, tmp_path / "r", datasets=["Q"]))
+    with pytest.raises(ValueError, match="method_options for methods not in"):
+        run_benchmark(config(bench_store, tmp_path / "r", method_options={"bohb": {"eta": 2}}))
+
+
+def test_a_failing_cell_is_reported_and_retried(bench_store: Path, tmp_path: Path) -> None:
+    cfg = config(bench_store, tmp_path / "r", methods=["default_model"], seeds=[0],
+                 method_options={"default_model": {"model": "beit_large_patch16_512"}})  # fmt: skip
+    summary = run_benchmark(cfg)
+    assert summary.done == 0 and len(summary.failed) == 3
+    assert "no candidate in task A" in summary.failed[0].error
+    assert "FAILED default_model / A / seed 0" in str(summary)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark.run", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli(bench_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    ok = _cli(f"store={bench_store}", f"out={out}", "methods=[random_search,bohb]", "seeds=[0]",
+              "datasets=[A]", "budget_s=1000", "progress=false", "+method_options.bohb.acquisition=all")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "2 cells replayed" in ok.stdout and len(cell_files(out)) == 2
+    assert json.loads((out / "run.json").read_text())["method_options"]["bohb"]["acquisition"] == "all"
+    bad = _cli(f"store={bench_store}", f"out={out}", "methods=[nope]", "progress=false")
+    assert bad.returncode == 2 and "unknown method 'nope'" in bad.stderr and "random_search" in bad.stderr
+    missing = _cli(f"store={tmp_path / 'none'}", f"out={out}", "progress=false")
+    assert missing.returncode == 2 and "not a learning-curve store" in missing.stderr
+
+
+def test_core_imports_neither_torch_nor_timm(bench_store: Path, tmp_path: Path) -> None:
+    names = method_names(needs_torch=False)
+    code = f"""
+import sys
+import benchmark, benchmark.task, benchmark.replay, benchmark.clock, benchmark.registry, benchmark.results
+import benchmark.runner, benchmark.config, benchmark.run
+from benchmark.runner import run_benchmark
+from benchmark.config import RunConfig
+s = run_benchmark(RunConfig(store={str(bench_store)!r}, out={str(tmp_path / "o")!r}, methods={names!r},
+                            seeds=[0], datasets=['A'], budget_s=800.0, progress=False))
+assert not s.failed, s
+bad = [m for m in ("torch", "timm", "gpytorch") if m in sys.modules]
+assert not bad, bad
+print("clean")
+"""
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "clean" in res.stdout, res.stderr
