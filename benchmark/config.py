@@ -25,7 +25,7 @@ class RunConfig:
         overhead: optimizer overhead charged to the simulated clock: ``none`` | ``measured`` | seconds per step.
         jobs: local processes replaying cells in parallel.
         folds: dataset-level folds for meta-learning methods (the task's fold is held out).
-        context_seed: seed of the fold assignment.
+        context_seed: seed of the fold assignment (42 as in the reference).
         cache_dir: where meta-learning methods may cache meta-trained models (``null`` = no cache).
         method_options: per-method option overrides, e.g. ``{default_model: {model: dla46x_c}}``.
         progress: show a progress bar.
@@ -42,7 +42,7 @@ class RunConfig:
     overhead: str = "none"
     jobs: int = 1
     folds: int = 5
-    context_seed: int = 0
+    context_seed: int = 42
     cache_dir: str | None = None
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: bool = True

@@ -45,7 +45,7 @@ class CellJob:
     workers: int
     out: str
     folds: int = 5
-    context_seed: int = 0
+    context_seed: int = 42
     cache_dir: str | None = None
 
     @property

@@ -157,37 +157,35 @@ def make_context(
     version: str,
     task_dataset: str,
     folds: int = 5,
-    seed: int = 0,
+    seed: int = 42,
     cache_dir: str | Path | None = None,
 ) -> MetaContext:
-    """Meta-training context for a task: dataset-level ``folds``-fold split of the version's datasets.
+    """Meta-training context for a task: the paper's dataset-level fold scheme (``surrogates.folds``).
 
-    The datasets are shuffled with ``seed`` and dealt into ``min(folds, n)`` folds. The task's fold is
-    held out entirely; the next fold (cyclically) is validation when there are at least 3 folds;
-    the rest is meta-training.
+    With at least 3 folds and as many datasets, split ``k`` (the one whose test fold holds the task)
+    meta-trains on 3 of 5 folds and selects checkpoints on another (seed 42 in the reference). With
+    fewer folds or datasets, the datasets are dealt into ``k`` folds, the task's fold is held out and
+    the rest is meta-training (no validation). The task's own dataset is never in train or validation.
     """
+    from surrogates.folds import paper_splits  # torch-free
+
     names = list_datasets(store, version)
     if task_dataset not in names:
         raise TaskError(f"dataset '{task_dataset}' not in version '{version}' of {store}; available: {names}")
     if len(names) < 2:
         raise TaskError(f"version '{version}' of {store} has {len(names)} dataset(s); meta-learning needs at least 2")
-    k = max(2, min(int(folds), len(names)))
-    order = np.random.default_rng(seed).permutation(len(names))
+    cache = None if cache_dir is None else str(cache_dir)
+    k = int(folds)
+    if k >= 3 and len(names) >= k:
+        split = next(s for s in paper_splits(names, k, seed) if task_dataset in s.test)
+        return MetaContext(str(store), version, split.train, split.valid, split.index, cache)
+    k = max(2, min(k, len(names)))  # few datasets: deal into k folds, hold out the task's, no validation
     fold_of = np.empty(len(names), dtype=np.int64)
-    for f, idx in enumerate(np.array_split(order, k)):
+    for f, idx in enumerate(np.array_split(np.random.default_rng(seed).permutation(len(names)), k)):
         fold_of[idx] = f
     fold = int(fold_of[names.index(task_dataset)])
-    valid_fold = (fold + 1) % k if k >= 3 else -1
-    train = tuple(n for n, f in zip(names, fold_of, strict=True) if f not in (fold, valid_fold))
-    valid = tuple(n for n, f in zip(names, fold_of, strict=True) if f == valid_fold)
-    return MetaContext(
-        store=str(store),
-        version=version,
-        train_datasets=train,
-        valid_datasets=valid,
-        fold=fold,
-        cache_dir=None if cache_dir is None else str(cache_dir),
-    )
+    train = tuple(n for n, f in zip(names, fold_of, strict=True) if f != fold)
+    return MetaContext(str(store), version, train, (), fold, cache)
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,2 @@
-"""Performance and cost surrogates of Quick-Tune (deep-kernel GP); built in a later milestone."""
+"""Quick-Tune's surrogates: pipeline encoding, deep-kernel GP performance predictor, cost predictor,
+meta-training with dataset-level folds (``surrogates.folds`` and ``surrogates.encoding`` import no torch)."""

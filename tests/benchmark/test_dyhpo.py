@@ -1,0 +1,57 @@
+"""DyHPO: valid asks only, the reference's initial design and refit schedule, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.methods.dyhpo import DyHPO
+from benchmark.methods.gp_common import SCHEDULES, RefitSchedule, expected_improvement, fidelity_incumbents
+from tests.surrogates.tiny import FAST, make_task, make_view, run_loop
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+
+
+def test_asks_only_valid_pipeline_epoch_pairs_one_epoch_at_a_time():
+    task = make_task("T", n=12, epochs=4, seed=0)
+    opt = DyHPO(make_view(task), seed=0, schedule=FAST)
+    asks = run_loop(opt, task, steps=200)
+    assert asks[0][1] == 1  # initial design: one random pipeline at budget 1
+    seen: dict[int, int] = {}
+    for i, e in asks:
+        assert e == seen.get(i, 0) + 1  # next budget b + 1 (one-epoch steps)
+        seen[i] = e
+    # it ran out of candidates: every curve trained to its end (run_loop checks nothing past it)
+    assert opt.ask() is None
+    assert sum(seen.values()) == int(task.n_valid.sum())
+
+
+def test_same_seed_same_asks_and_other_seed_other_asks():
+    task = make_task("T", n=30, epochs=6, seed=1)
+    runs = [run_loop(DyHPO(make_view(task), seed=s, schedule=FAST), task, steps=15) for s in (3, 3, 4)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_refit_schedule_resets_first_then_refines_then_restarts_on_no_improvement():
+    task = make_task("T", n=20, epochs=5, seed=2)
+    sched = RefitSchedule(initial_steps=3, initial_epochs=6, refine_epochs=2, patience=4)
+    opt = DyHPO(make_view(task), seed=0, schedule=sched)
+    run_loop(opt, task, steps=25)
+    assert opt.fit_epochs[:4] == [6, 6, 6, 2]
+    assert opt.fit_epochs.count(6) >= 3
+    assert SCHEDULES["reference"] == RefitSchedule(10, 1000, 50, None, 1e-3)
+    assert opt.patience == 4 and DyHPO(make_view(task), 0).patience == int(1.2 * 5)
+    with pytest.raises(ValueError, match="unknown refit schedule"):
+        DyHPO(make_view(task), 0, schedule="fastest")
+
+
+def test_multi_fidelity_incumbent_and_ei():
+    curves = np.array([[0.2, 0.4, np.nan], [0.5, np.nan, np.nan]])
+    np.testing.assert_array_equal(fidelity_incumbents(curves), [0.5, 0.4, 0.5])  # budget 3: best at any budget
+    ei = expected_improvement(np.array([0.5, 0.5, 0.7]), np.array([0.0, 0.1, 0.1]), np.full(3, 0.6))
+    assert ei[0] == 0 and 0 < ei[1] < ei[2]
