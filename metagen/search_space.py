@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "search_space"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "search_spaces"
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class SearchSpace:
 
     @classmethod
     def load(cls, name_or_path: str | Path = "v1") -> SearchSpace:
-        """Load ``conf/search_space/<name>.yaml`` (or a YAML file path)."""
+        """Load ``conf/search_spaces/<name>.yaml`` (or a YAML file path)."""
         path = Path(name_or_path)
         if not path.suffix:
             path = CONF_DIR / f"{name_or_path}.yaml"

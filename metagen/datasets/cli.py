@@ -55,9 +55,10 @@ def _make(args: argparse.Namespace) -> int:
 
 
 def _suite(args: argparse.Namespace) -> int:
-    from metagen.datasets.suite import make_suite
+    from metagen.datasets.suite import DEFAULT_SUITE, load_spec, make_suite
 
-    paths = make_suite(args.out, seed=args.seed, force=args.force, skip_unavailable=args.skip_unavailable,
+    spec = DEFAULT_SUITE if args.spec is None else load_spec(args.spec)
+    paths = make_suite(args.out, spec, seed=args.seed, force=args.force, skip_unavailable=args.skip_unavailable,
                        progress=True)  # fmt: skip
     print(f"wrote {len(paths)} datasets and suite.json to {args.out}: {', '.join(p.name for p in paths)}")
     return 0
@@ -114,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--force", action="store_true", help="replace OUT if it already holds a dataset")
     m.set_defaults(func=_make)
 
-    s = sub.add_parser("suite", help="write DEFAULT_SUITE (12 datasets) into a folder")
+    s = sub.add_parser("suite", help="write DEFAULT_SUITE (12 datasets), or the suite of --spec, into a folder")
     s.add_argument("out", type=Path, metavar="OUT")
+    s.add_argument("--spec", type=Path, help="YAML file: {datasets: [{kind, name, n_classes, per_class, resolution}]}")
     s.add_argument("--seed", type=_non_negative, default=0, help="suite seed (default 0)")
     s.add_argument("--force", action="store_true", help="replace existing dataset folders")
     s.add_argument("--skip-unavailable", action="store_true", help="leave out kinds whose source is missing")

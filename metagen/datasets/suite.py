@@ -49,6 +49,21 @@ Difficulty varies with the kind (digits and shapes are easier than characters an
 and the number of training images per class (0.6 x per_class)."""
 
 
+def load_spec(path: str | Path) -> list[SuiteEntry]:
+    """Suite entries from a YAML file ``{datasets: [{kind, name, n_classes, per_class, resolution}, ...]}``."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+        entries = [SuiteEntry(**{f: e[f] for f in SuiteEntry._fields}) for e in data["datasets"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        raise GeneratorArgumentError(
+            f"{path}: not a suite spec ({e!r}); expected 'datasets:' with entries of {list(SuiteEntry._fields)}"
+        ) from e
+    return entries
+
+
 def entry_seed(seed: int, name: str) -> int:
     """Seed of one suite entry: from the suite seed and the entry's name, so adding entries changes no other one."""
     return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])

@@ -69,6 +69,14 @@ def _import_qtt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create(args: argparse.Namespace) -> int:
+    from metagen.store.layout import StoreMetadata, create_store
+
+    meta = create_store(args.store, StoreMetadata(name=args.name or args.store.name, description=args.description))
+    print(f"store '{meta.name}' (schema v{meta.schema_version}) at {args.store}")
+    return 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     from metagen.store.synth import synthesize
 
@@ -93,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", type=Path)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_info)
+
+    p = sub.add_parser("create", help="create an empty store for measured runs (no-op if it exists)")
+    p.add_argument("store", type=Path)
+    p.add_argument("--name", help="store name (default: the directory's name)")
+    p.add_argument("--description", default="", help="what the store holds")
+    p.set_defaults(func=_create)
 
     p = sub.add_parser("validate", help="report every problem of a store (exit 1 on errors)")
     p.add_argument("store", type=Path)

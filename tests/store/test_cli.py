@@ -49,3 +49,13 @@ def test_module_entry_point_and_no_torch(tmp_path: Path) -> None:
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "the store must not import torch/timm"
     out = subprocess.run([sys.executable, "-m", "metagen.store", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "import-quicktune" in out.stdout
+
+
+def test_create_makes_an_empty_measured_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "measured"
+    assert main(["create", str(store), "--name", "mine"]) == 0
+    assert main(["create", str(store)]) == 0  # idempotent
+    capsys.readouterr()
+    assert main(["info", str(store), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["n_runs"], info["synthetic"]) == (0, False)

@@ -1,0 +1,90 @@
+"""Reading and writing a finetuning run in the learning-curve store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from metagen.finetune.errors import StoreMissingError
+from metagen.store.errors import StoreNotFoundError
+from metagen.store.files import read_run_file
+from metagen.store.layout import compacted_parts, loose_path, read_metadata
+from metagen.store.schema import HYPERPARAMETERS
+from metagen.store.writer import write_run
+
+
+def check_store(root: str | Path) -> None:
+    """Raise :class:`StoreMissingError` unless ``root`` is a store."""
+    try:
+        read_metadata(root)
+    except StoreNotFoundError as e:
+        raise StoreMissingError(
+            f"{root} is not a learning-curve store ({e}); create it first: python -m metagen.store create {root}"
+        ) from e
+
+
+def stored_run(root: str | Path, version: str, dataset: str, run_id: str) -> dict[str, Any] | None:
+    """The stored row (status, n_epochs, max_epochs) of ``run_id``, or ``None`` if the store lacks it."""
+    loose = loose_path(root, version, dataset, run_id)
+    if loose.is_file():
+        runs, _ = read_run_file(loose, check=False)
+        return runs.select("status", "n_epochs", "max_epochs").row(0, named=True)
+    for runs_path, _ in compacted_parts(root, version, dataset):
+        table = pq.read_table(runs_path, columns=["run_id", "status", "n_epochs", "max_epochs"])
+        ids = table.column("run_id").to_pylist()
+        if run_id in ids:
+            i = ids.index(run_id)
+            return {k: table.column(k)[i].as_py() for k in ("status", "n_epochs", "max_epochs")}
+    return None
+
+
+def run_row(
+    *,
+    run_id: str,
+    pipeline: str,
+    dataset: str,
+    version: str,
+    model: str,
+    hps: Mapping[str, Any],
+    seed: int,
+    max_epochs: int,
+    status: str,
+    message: str | None,
+    final_batch_size: int | None,
+    cap_s: float | None,
+    meta_features: Mapping[str, int],
+    pretrained_source: str,
+    hardware: str,
+    package_versions: Mapping[str, str],
+) -> dict[str, Any]:
+    """The runs-table row of a finished run (inactive conditionals NULL, extras in ``extra_hps``)."""
+    extra = {k: v for k, v in hps.items() if k not in HYPERPARAMETERS}
+    return {
+        "run_id": run_id,
+        "pipeline_id": pipeline,
+        "dataset": dataset,
+        "dataset_version": version,
+        "model": model,
+        **{k: hps.get(k) for k in HYPERPARAMETERS},
+        "extra_hps": json.dumps(extra, sort_keys=True),
+        "seed": int(seed),
+        "max_epochs": int(max_epochs),
+        "status": status,
+        "status_message": message,
+        "final_batch_size": final_batch_size,
+        "time_cap_s": None if cap_s is None else float(cap_s),
+        **{k: int(v) for k, v in meta_features.items()},
+        "source": "metagen",
+        "pretrained_source": pretrained_source,
+        "hardware": hardware,
+        "package_versions": json.dumps(dict(package_versions), sort_keys=True),
+    }
+
+
+def write(root: str | Path, run: Mapping[str, Any], curve: Sequence[Mapping[str, Any]]) -> bool:
+    """Write the run; True if written, False if the same content was already there."""
+    return write_run(root, run, list(curve)) == "written"

@@ -1,0 +1,112 @@
+"""Resolving a config into a pipeline: sampling, checks and the run id."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metagen.finetune import (
+    DatasetNotFoundError,
+    FinetuneConfig,
+    FinetuneConfigError,
+    HyperparameterError,
+    UnknownModelError,
+    resolve_pipeline,
+    run_id_of,
+)
+from metagen.finetune.pipeline import sample_hyperparameters
+from metagen.search_space import SearchSpace
+from metagen.store.schema import make_run_id, pipeline_id
+
+
+def cfg(**kw) -> FinetuneConfig:
+    base = {"dataset": "unused", "store": "unused", "model": "mobilevit_xxs"}
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+def test_missing_hyperparameters_are_sampled_deterministically_and_respect_conditions():
+    a = resolve_pipeline(cfg(seed=3, hp={"lr": 0.001}))
+    b = resolve_pipeline(cfg(seed=3, hp={"lr": 0.001}))
+    c = resolve_pipeline(cfg(seed=4, hp={"lr": 0.001}))
+    assert a == b
+    assert a != c
+    model, hps = a
+    assert model == "mobilevit_xxs.cvnets_in1k"
+    assert hps["lr"] == 0.001
+    assert ("opt_betas" in hps) == (hps["opt"] in ("adam", "adamw", "adamp"))
+    assert ("momentum" in hps) == (hps["opt"] == "momentum")
+    assert ("patience_epochs" in hps) == (hps["sched"] == "plateau")
+
+
+def test_sampled_values_do_not_shift_when_one_is_given():
+    space = SearchSpace.load("v1")
+    free = sample_hyperparameters(space, {}, np.random.default_rng(0))
+    fixed = sample_hyperparameters(space, {"drop": 0.4 if free["drop"] != 0.4 else 0.3}, np.random.default_rng(0))
+    same = [k for k in ("pct_to_freeze", "lr", "batch_size", "mixup", "weight_decay") if free[k] == fixed[k]]
+    assert len(same) == 5
+
+
+def test_model_is_sampled_when_not_given_and_aliases_resolve():
+    model, _ = resolve_pipeline(cfg(model=None, seed=1, max_params_m=2.0))
+    assert model in {m.name for m in SearchSpace.load("v1").restrict(max_params_m=2.0).models}
+    assert resolve_pipeline(cfg(model="tf_efficientnet_b4_ns"))[0] == "tf_efficientnet_b4.ns_jft_in1k"
+    assert resolve_pipeline(cfg(model="efficientnet_lite0"))[0] == "efficientnet_lite0.ra_in1k"
+
+
+def test_unknown_model_lists_the_allowed_ones():
+    with pytest.raises(UnknownModelError, match=r"allowed.*dla46x_c\.in1k"):
+        resolve_pipeline(cfg(model="resnet50"))
+
+
+def test_bad_hyperparameter_value_lists_the_allowed_values():
+    with pytest.raises(HyperparameterError, match=r"lr=0.3 .*allowed values: \[0.01, 0.005"):
+        resolve_pipeline(cfg(hp={"lr": 0.3}))
+    with pytest.raises(HyperparameterError, match="unknown hyperparameter"):
+        resolve_pipeline(cfg(hp={"learning_rate": 0.001}))
+    with pytest.raises(HyperparameterError, match="only active when opt"):
+        resolve_pipeline(cfg(hp={"opt": "adam", "momentum": 0.9}))
+    assert isinstance(HyperparameterError("x"), ValueError)
+
+
+def test_given_values_are_matched_to_the_listed_ones():
+    _, hps = resolve_pipeline(cfg(hp={"lr": "1e-3", "layer_decay": "null", "pct_to_freeze": 1, "opt": "adam",
+                                      "opt_betas": "0 0.99", "batch_size": 32.0}))  # fmt: skip
+    assert hps["lr"] == 0.001 and hps["layer_decay"] is None and hps["pct_to_freeze"] == 1.0
+    assert hps["opt_betas"] == "0 0.99" and hps["batch_size"] == 32 and isinstance(hps["batch_size"], int)
+
+
+def test_run_settings_that_change_the_curve_enter_the_pipeline():
+    _, plain = resolve_pipeline(cfg(seed=0))
+    _, changed = resolve_pipeline(cfg(seed=0, pretrained="none", img_size=64, schedule_epochs=60, epochs=10))
+    assert "pretrained" not in plain and "img_size" not in plain
+    assert changed["pretrained"] == "none" and changed["img_size"] == 64 and changed["schedule_epochs"] == 60
+    _, native = resolve_pipeline(cfg(seed=0, img_size=256))  # mobilevit's default input size
+    assert "img_size" not in native
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"epochs": 60}, "exceeds schedule_epochs"),
+        ({"pretrained": "maybe"}, "allowed"),
+        ({"pretrained": "file"}, "weights_file"),
+        ({"cap_s": 0.0}, "cap_s"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_bad_run_settings_raise_before_training(kw, match):
+    with pytest.raises(FinetuneConfigError, match=match):
+        resolve_pipeline(cfg(**kw))
+
+
+def test_run_id_of_matches_the_store_rule(tiny_dataset):
+    c = cfg(dataset=str(tiny_dataset), seed=5, pretrained="none")
+    model, hps = resolve_pipeline(c)
+    assert run_id_of(c) == make_run_id("micro", "tiny", pipeline_id(model, hps), 5)
+
+
+def test_missing_dataset_is_a_file_not_found_error(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        run_id_of(cfg(dataset=str(tmp_path / "nope")))
+    assert issubclass(DatasetNotFoundError, FileNotFoundError)

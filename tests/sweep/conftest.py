@@ -1,0 +1,88 @@
+"""Fixtures of the sweep tests: tiny datasets, tiny sweep configs, and a real local SLURM cluster.
+
+The ``slurm_cluster`` fixture (session-scoped) starts ``scripts/slurm/start.sh`` when no controller
+answers (needs root and apt; skips with the reason otherwise) and stops what it started at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from metagen.sweep.config import HubConfig, LocalClusterConfig, SlurmClusterConfig, SweepConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALLEST_MODEL = "dla46x_c"
+"""The hub's smallest model (1.07 M parameters)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A suite folder with two tiny datasets (3 classes x 12 images of 32 px shapes)."""
+    from metagen.datasets import make_dataset
+
+    root = tmp_path_factory.mktemp("sweep-data") / "suite"
+    for i, name in enumerate(("shapes_a", "shapes_b")):
+        make_dataset("shapes", root / name, n_classes=3, per_class=12, resolution=32, seed=i)
+    return root
+
+
+def tiny_config(tmp_path: Path, data: Path, cluster: object | None = None, **overrides: object) -> SweepConfig:
+    """A sweep of 2 datasets x 3 pipelines of the smallest model, 2 epochs at 32 px on one CPU thread."""
+    cfg = SweepConfig(
+        name=tmp_path.name[-40:],  # its own job name per test
+        store=str(tmp_path / "store"),
+        datasets=[str(data)],
+        version="micro",
+        pipelines_per_dataset=3,
+        seed=0,
+        hub=HubConfig(models=[SMALLEST_MODEL]),
+        epochs=2,
+        pretrained="none",
+        img_size=32,
+        device="cpu",
+        deterministic=True,
+        num_threads=1,
+        cluster=cluster if cluster is not None else LocalClusterConfig(),
+    )
+    return replace(cfg, **overrides)
+
+
+def slurm_test_cluster(**overrides: object) -> SlurmClusterConfig:
+    """CPU-only jobs that fit the local test cluster (2 CPUs, no GRES)."""
+    c = SlurmClusterConfig(gpus_per_node=0, cpus_per_task=1, mem_gb=1.0, runs_per_job=3, signal_delay_s=30)
+    return replace(c, **overrides)
+
+
+def _controller_up() -> bool:
+    if not shutil.which("scontrol"):
+        return False
+    try:
+        return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[None]:
+    """A running single-node SLURM cluster with accounting (started here if needed, stopped if started here)."""
+    if _controller_up() and shutil.which("sacct"):
+        yield
+        return
+    if os.geteuid() != 0:
+        pytest.skip("no SLURM controller answers and starting one (scripts/slurm/start.sh) needs root")
+    if not shutil.which("apt-get"):
+        pytest.skip("no SLURM controller answers and scripts/slurm/start.sh needs a Debian/Ubuntu system (apt-get)")
+    start = subprocess.run(["bash", str(ROOT / "scripts/slurm/start.sh")], capture_output=True, text=True)
+    if start.returncode != 0:
+        pytest.fail(f"scripts/slurm/start.sh failed:\n{start.stdout}\n{start.stderr}")
+    try:
+        yield
+    finally:
+        subprocess.run(["bash", str(ROOT / "scripts/slurm/stop.sh")], capture_output=True, text=True)
