@@ -49,5 +49,5 @@ class RunConfig:
 
 
 def register_configs() -> None:
-    """Registers :class:`RunConfig` as ``benchmark_schema`` (``conf/benchmark.yaml`` extends it)."""
+    """Registers :class:`RunConfig` as ``benchmark_schema`` (``conf/benchmark/run.yaml`` extends it)."""
     ConfigStore.instance().store(name="benchmark_schema", node=RunConfig)

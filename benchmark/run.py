@@ -21,10 +21,10 @@ from benchmark.task import TaskError
 from metagen.store import StoreError
 
 register_configs()
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: works for `python -m benchmark` too
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf" / "benchmark")  # its own dir: `version=` is a plain key
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="benchmark")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="run")
 def main(cfg: DictConfig) -> None:
     """Entry point (Hydra)."""
     config = OmegaConf.to_object(cfg)

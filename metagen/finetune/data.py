@@ -120,6 +120,7 @@ def train_transform(data_config: Mapping[str, Any], hps: Mapping[str, Any]) -> T
         mean=data_config["mean"],
         std=data_config["std"],
     )
+    _posterize_zero_bits_as_black(tf)
     extra = None
     if aug == "trivial_augment":
         extra = T.TrivialAugmentWide()
@@ -130,6 +131,26 @@ def train_transform(data_config: Mapping[str, Any], hps: Mapping[str, Any]) -> T
         at = next(i for i, n in enumerate(names) if n in ("MaybeToTensor", "ToTensor", "PILToTensor"))
         tf.transforms.insert(at, extra)
     return tf
+
+
+def _posterize_zero_bits_as_black(tf: Any) -> None:
+    """Keep timm's AutoAugment posterize working under Pillow >= 13, which rejects 0 bits.
+
+    The v0 policy can ask for 0 bits; older Pillow (the reference's) returned an all-black image
+    then, which is what the replaced op does (see docs/finetune-deviations.md).
+    """
+    from PIL import Image
+
+    for t in getattr(tf, "transforms", []):
+        for sub in getattr(t, "policy", []):
+            for op in sub:
+                if getattr(op, "name", "") in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
+                    original = op.aug_fn
+
+                    def safe(img: Any, bits: int, *args: Any, _f: Any = original, **kwargs: Any) -> Any:
+                        return Image.new(img.mode, img.size) if bits <= 0 else _f(img, bits, *args, **kwargs)
+
+                    op.aug_fn = safe
 
 
 def eval_transform(data_config: Mapping[str, Any]) -> Transform:

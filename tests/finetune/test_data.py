@@ -66,3 +66,18 @@ def test_sample_transforms_are_seeded_and_leave_global_rngs_alone(tiny_dataset):
         x = random.random()
     with seeded_global_rngs(5):
         assert random.random() == x
+
+
+def test_autoaugment_posterize_zero_bits_gives_black_image_not_an_error() -> None:
+    """Pillow >= 13 rejects posterize(0 bits), which timm's v0 policy can ask for; the reference got black."""
+    from PIL import Image
+
+    from metagen.finetune.data import train_transform
+
+    dc = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    tf = train_transform(dc, {"data_augmentation": "auto_augment", "auto_augment": "v0"})
+    ops = [op for t in tf.transforms for sub in getattr(t, "policy", []) for op in sub if "Posterize" in op.name]
+    assert ops, "the v0 policy has posterize ops"
+    img = Image.new("RGB", (16, 16), (200, 120, 40))
+    assert ops[0].aug_fn(img, 0).getextrema() == ((0, 0), (0, 0), (0, 0))
+    assert ops[0].aug_fn(img, 4).getpixel((0, 0)) == (192, 112, 32)
