@@ -52,8 +52,10 @@ class RefitSchedule:
 SCHEDULES: dict[str, RefitSchedule] = {
     "reference": RefitSchedule(initial_steps=10, initial_epochs=1000, refine_epochs=50),
     "default": RefitSchedule(),
+    "fast": RefitSchedule(initial_steps=2, initial_epochs=100, refine_epochs=5),
 }
-"""Named refit schedules: the reference code's and our cheaper default (see docs/quicktune-deviations.md)."""
+"""Named refit schedules: the reference code's, our cheaper default, and ``fast`` for many replays on a
+laptop (the bundled main job); see docs/quicktune-deviations.md."""
 
 
 def resolve_schedule(schedule: str | RefitSchedule | dict[str, Any] | None) -> RefitSchedule:
