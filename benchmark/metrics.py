@@ -22,21 +22,11 @@ import numpy as np
 import polars as pl
 from scipy.stats import rankdata
 
-RESULT_COLUMNS: dict[str, type[pl.DataType]] = {
-    "method": pl.String,
-    "version": pl.String,
-    "dataset": pl.String,
-    "seed": pl.Int64,
-    "step": pl.Int64,
-    "time": pl.Float64,
-    "pipeline": pl.Int64,
-    "epoch": pl.Int64,
-    "value": pl.Float64,
-    "incumbent": pl.Float64,
-    "regret": pl.Float64,
-    "budget_s": pl.Float64,
-}
-"""Columns of every RESULTS file (contract D) and their types."""
+from benchmark.regret import normalized_regret as normalized_regret  # re-exported: part of the metrics API
+from benchmark.results import RESULT_SCHEMA
+
+RESULT_COLUMNS = RESULT_SCHEMA
+"""Columns of every RESULTS file (contract D) and their types (the writer's schema)."""
 
 RESULT_GLOB = "version=*/method=*/dataset=*/seed=*.parquet"
 _EVENT_ORDER = ("version", "method", "dataset", "seed", "time")  # stable: equal times keep the file's order
@@ -48,28 +38,6 @@ class ResultsError(ValueError):
 
 
 # ---- regret and trajectories ---------------------------------------------------------------------------------------
-
-
-def normalized_regret(incumbent: np.ndarray | float, best: float, worst: float) -> np.ndarray:
-    """Normalized regret of incumbent accuracies on one dataset.
-
-    Args:
-        incumbent: ``(...)`` best accuracy found so far, ``nan`` before the first observation.
-        best: the dataset's best accuracy in the table (regret 0).
-        worst: the dataset's worst accuracy in the table (regret 1).
-
-    Returns:
-        ``(...)`` float64 ``(best - incumbent) / (best - worst)`` clipped to ``[0, 1]`` (as the replay's
-        ``Task.regret``), 1.0 where ``incumbent`` is ``nan``. If the table holds one accuracy only (``best == worst``),
-        the regret is 0 from the first observation at ``best`` on.
-    """
-    if not (np.isfinite(best) and np.isfinite(worst)) or best < worst:
-        raise ValueError(f"normalized_regret needs finite best >= worst, got best={best}, worst={worst}")
-    inc = np.asarray(incumbent, dtype=np.float64)
-    span = best - worst
-    with np.errstate(invalid="ignore"):
-        regret = np.where(inc >= best, 0.0, 1.0) if span == 0 else (best - inc) / span
-    return np.clip(np.where(np.isnan(inc), 1.0, regret), 0.0, 1.0)
 
 
 def incumbent_trajectory(values: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.protocol import MetaContext, SearchView
+from benchmark.regret import normalized_regret
 from metagen.store import StoreReader
 
 VERSION_BUDGETS: dict[str, float] = {"micro": 3600.0, "mini": 14400.0, "extended": 57600.0}
@@ -122,11 +123,7 @@ class Task:
 
     def regret(self, accuracy: float | np.ndarray) -> float | np.ndarray:
         """Normalised regret ``(best - acc) / (best - worst)`` in [0, 1]; 1 where ``acc`` is nan."""
-        acc = np.asarray(accuracy, dtype=np.float64)
-        span = self.best - self.worst
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = (self.best - acc) / span if span > 0 else np.where(acc >= self.best, 0.0, 1.0)
-        r = np.clip(np.where(np.isnan(acc), 1.0, r), 0.0, 1.0)
+        r = normalized_regret(accuracy, self.best, self.worst)
         return float(r) if r.ndim == 0 else r
 
 

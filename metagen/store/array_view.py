@@ -70,6 +70,16 @@ def write_view(root: str | Path, version: str, columns: Mapping[str, np.ndarray]
     return path
 
 
+def view_token(root: str | Path, version: str) -> str | None:
+    """The token the view of ``version`` was built with (read from its footer), or None if there is none."""
+    try:
+        with pa.memory_map(str(view_path(root, version))) as source:
+            token = (pa.ipc.open_file(source).schema.metadata or {}).get(TOKEN_KEY)
+    except (OSError, pa.ArrowInvalid):
+        return None
+    return None if token is None else token.decode()
+
+
 def read_view(root: str | Path, version: str, token: str) -> dict[str, np.ndarray] | None:
     """The columns of a view (see :func:`write_view`), or None if it is missing, stale or unreadable."""
     path = view_path(root, version)

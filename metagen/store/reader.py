@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from metagen.store.array_view import VIEW_METRIC, parts_token, read_view, write_view
+from metagen.store.array_view import VIEW_METRIC, parts_token, read_view, view_token, write_view
 from metagen.store.encoding import encode_hyperparameters
 from metagen.store.errors import CorruptFileError, SchemaVersionError, StoreError, ValidationError
 from metagen.store.files import corrupt_fix, read_part, read_run_file
@@ -216,45 +216,33 @@ class StoreReader:
         return dict(sorted(out.items()))
 
     def write_array_view(self, version: str) -> bool:
-        """Rebuild the dense-array view of ``version`` (see :mod:`metagen.store.array_view`).
+        """Rebuild the dense-array view of ``version`` (see :mod:`metagen.store.array_view`) unless it is current.
 
-        Only a version whose every dataset is one compacted part gets a view; returns whether it did.
+        Only a version whose every dataset is one compacted part gets a view; returns whether it has one.
         """
         keys = self.partitions(version)
         if not keys or not all(self._single_part(*k) for k in keys):
             return False
-        arrays = self._read_aligned(keys, VIEW_METRIC)
-        joined = [arrays[d] for _, d in keys]
-        columns: dict[str, np.ndarray] = {
-            "dataset": np.concatenate([np.full(len(a.run_ids), a.dataset, dtype=object) for a in joined]),
-            **{f: np.concatenate([getattr(a, f) for a in joined]) for f in ("run_ids", "pipeline_ids", "models")},
-            "status": np.concatenate([a.status for a in joined]),
-            "n_epochs": np.concatenate([a.n_epochs for a in joined]),
-        }
-        columns["run_id"] = columns.pop("run_ids")
-        columns["pipeline_id"] = columns.pop("pipeline_ids")
-        columns["model"] = columns.pop("models")
-        columns["values"] = np.concatenate([a.values for a in joined])
-        cost_parts = self._scan_times(keys)
-        columns["train_time"], columns["eval_time"] = cost_parts
-        write_view(self.root, version, columns, self._view_token(keys))
-        return True
-
-    def _scan_times(self, keys: list[PartitionKey]) -> tuple[np.ndarray, np.ndarray]:
-        """Train and eval time per epoch of single-part partitions, ``(n_runs, width)`` float32, NaN-padded."""
-        parts = [self._version_files(k[0])[k][0] for k in keys]
+        token = self._view_token(keys)
+        if view_token(self.root, version) == token:
+            return True
+        parts = [self._version_files(version)[k][0] for k in keys]
+        for _, runs_path, curves_path in parts:
+            self._check_footer(runs_path)
+            self._check_footer(curves_path)
         runs, curves = _scan_columns(
-            [([p[1] for p in parts], ("n_epochs", "max_epochs")), ([p[2] for p in parts], ("train_time", "eval_time"))]
+            [([p[1] for p in parts], _ARRAY_RUN_COLUMNS), ([p[2] for p in parts], (VIEW_METRIC, *_TIME_COLUMNS))]
         )
         n_epochs = runs["n_epochs"].to_numpy()
         width = max(int(runs["max_epochs"].max() or 0), int(n_epochs.max() or 0))
-        mask = np.arange(width) < n_epochs[:, None]
-        out = []
-        for column in ("train_time", "eval_time"):
+        mask = np.arange(width) < n_epochs[:, None]  # curves hold each run's epochs in run order
+        columns: dict[str, np.ndarray] = {c: runs[c].to_numpy() for c in _ARRAY_RUN_COLUMNS if c != "max_epochs"}
+        for name, column in (("values", VIEW_METRIC), *((c, c) for c in _TIME_COLUMNS)):
             dense = np.full((runs.height, width), np.nan, dtype=np.float32)
-            dense[mask] = curves[column].to_numpy()
-            out.append(dense)
-        return out[0], out[1]
+            dense[mask] = curves[column].fill_null(np.nan).to_numpy()
+            columns[name] = dense
+        write_view(self.root, version, columns, token)
+        return True
 
     def _view_token(self, keys: list[PartitionKey]) -> str:
         return parts_token([self._version_files(k[0])[k][0][1] for k in keys])
@@ -271,9 +259,7 @@ class StoreReader:
         curves_paths = [p[2] for p in parts if p[2] is not None]
         for p in runs_paths + curves_paths:
             self._check_footer(p)
-        runs, curves = _scan_columns(
-            [(runs_paths, _ARRAY_RUN_COLUMNS), (curves_paths, (metric, "train_time", "eval_time"))]
-        )
+        runs, curves = _scan_columns([(runs_paths, _ARRAY_RUN_COLUMNS), (curves_paths, (metric, *_TIME_COLUMNS))])
         big = to_arrays(keys[0][0], "*", runs, curves, metric, aligned=True)
         counts = runs.group_by("dataset", maintain_order=True).len()["len"].to_list()
         out, start = {}, 0
@@ -335,6 +321,7 @@ def _split_view(version: str, columns: dict[str, np.ndarray]) -> dict[str, Curve
     return dict(sorted(out.items()))
 
 
+_TIME_COLUMNS = ("train_time", "eval_time")
 _ARRAY_RUN_COLUMNS = ("dataset", "run_id", "pipeline_id", "model", "status", "n_epochs", "max_epochs")
 
 

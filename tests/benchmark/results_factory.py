@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from benchmark.results import RESULT_SCHEMA
+
 
 def write_run(
     root: Path,
@@ -37,20 +39,7 @@ def write_run(
             "regret": reg,
             "budget_s": np.full(n, budget_s),
         },
-        schema={
-            "method": pl.String,
-            "version": pl.String,
-            "dataset": pl.String,
-            "seed": pl.Int64,
-            "step": pl.Int64,
-            "time": pl.Float64,
-            "pipeline": pl.Int64,
-            "epoch": pl.Int64,
-            "value": pl.Float64,
-            "incumbent": pl.Float64,
-            "regret": pl.Float64,
-            "budget_s": pl.Float64,
-        },
+        schema=RESULT_SCHEMA,
     )
     path = root / f"version={version}" / f"method={method}" / f"dataset={dataset}" / f"seed={seed}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
