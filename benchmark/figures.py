@@ -209,7 +209,7 @@ def save(fig: Figure, base: Path, formats: Sequence[str], dpi: int) -> list[Path
     paths = []
     for fmt in formats:
         path = base.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=dpi)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")  # keep the legend whole
         paths.append(path)
     return paths
 
