@@ -10,6 +10,9 @@ is one -> train, checkpointing after every epoch -> write the run with its statu
   epoch in progress is dropped, the curve so far kept;
 * oom: out of memory even at ``min_batch_size`` (the batch size is halved and the run restarted first);
 * error: anything else raised during training (the message is stored; nothing is raised).
+
+``finish_as_timeout`` (a reason) writes the run as ``timeout`` with its checkpointed curve and that
+reason, without training: how a sweep closes a run that was preempted too often.
 """
 
 from __future__ import annotations
@@ -340,8 +343,45 @@ def _saved_curve(ck_dir: Path, fingerprint: dict[str, Any]) -> list[dict[str, An
     return list(state["curve"]) if state else []
 
 
-def finetune(cfg: FinetuneConfig, should_stop: StopFn | None = None) -> FinetuneResult:
+def _train_halving_on_oom(
+    attempt: _Run, batch_size: int, state: dict[str, Any] | None, should_stop: StopFn | None
+) -> _Outcome:
+    """Train the run; on out-of-memory halve the batch size and restart, down to ``min_batch_size``.
+
+    Errors other than Interrupted become an ``error`` outcome with the checkpointed curve.
+    """
+    cfg = attempt.cfg
+    while True:
+        try:
+            return attempt.run(batch_size, state, should_stop)
+        except Interrupted:
+            raise
+        except Exception as e:
+            if _is_oom(e):
+                if attempt.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if batch_size // 2 >= cfg.min_batch_size:
+                    batch_size //= 2
+                    state = None
+                    ckpt.remove(attempt.ck_dir)  # it belongs to the larger batch size
+                    continue
+                message = f"out of memory at batch size {batch_size} (min_batch_size {cfg.min_batch_size}): {e}"
+                return _Outcome("oom", _saved_curve(attempt.ck_dir, attempt.fingerprint), message, batch_size, None)
+            message = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+            return _Outcome("error", _saved_curve(attempt.ck_dir, attempt.fingerprint), message, batch_size, None)
+
+
+def finetune(
+    cfg: FinetuneConfig, should_stop: StopFn | None = None, finish_as_timeout: str | None = None
+) -> FinetuneResult:
     """Finetune one pipeline on one dataset and write the run into the store (see the module doc).
+
+    Args:
+        cfg: the run.
+        should_stop: polled between batches; True stops the run (its checkpoint is kept) and raises Interrupted.
+        finish_as_timeout: when given, do not train: write the run as ``timeout`` with the curve of its last
+            checkpoint (empty if none) and this reason as its message, keeping ``cfg.cap_s`` as its cap. A
+            checkpoint that already holds the whole budget is written as ``ok`` instead.
 
     Raises:
         FinetuneConfigError (ValueError): unknown model, bad hyperparameter or setting, incompatible checkpoint.
@@ -386,28 +426,13 @@ def finetune(cfg: FinetuneConfig, should_stop: StopFn | None = None) -> Finetune
     state = ckpt.load(ck_dir, fingerprint)
     batch_size = int(state["batch_size"]) if state else _first_batch_size(int(hps["batch_size"]), meta["train_size"])
     attempt = _Run(cfg, model_name, hps, ds, split, weights, device, run_id, ck_dir, fingerprint)
-    with _torch_settings(cfg, device):
-        while True:
-            try:
-                outcome = attempt.run(batch_size, state, should_stop)
-                break
-            except Interrupted:
-                raise
-            except Exception as e:
-                if _is_oom(e):
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    if batch_size // 2 >= cfg.min_batch_size:
-                        batch_size //= 2
-                        state = None
-                        ckpt.remove(ck_dir)  # it belongs to the larger batch size
-                        continue
-                    message = f"out of memory at batch size {batch_size} (min_batch_size {cfg.min_batch_size}): {e}"
-                    outcome = _Outcome("oom", _saved_curve(ck_dir, fingerprint), message, batch_size, None)
-                    break
-                message = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
-                outcome = _Outcome("error", _saved_curve(ck_dir, fingerprint), message, batch_size, None)
-                break
+    done = state is not None and int(state["epoch"]) >= cfg.epochs
+    if finish_as_timeout is not None and not done:
+        curve = list(state["curve"]) if state else []
+        outcome = _Outcome("timeout", curve, finish_as_timeout, batch_size, len(curve) if state else None)
+    else:
+        with _torch_settings(cfg, device):
+            outcome = _train_halving_on_oom(attempt, batch_size, state, should_stop)
     run = run_row(
         run_id=run_id,
         pipeline=pipeline_id(model_name, hps),

@@ -19,7 +19,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,13 @@ from metagen.sweep.plan import RunSpec
 SWEEP_STATE_DIR = "_sweep"
 """Sub-folder of the checkpoint dir with the sweep's own per-run state (run ids never start with ``_``)."""
 
-FINISH_NOW_CAP_S = 1e-6
-"""The cap given to ``finetune`` to finish a run that was requeued too often: it resumes from its last
-checkpoint, finds the cap spent and writes the run as ``timeout`` with its curve so far."""
+
+def requeue_limit_message(requeues: int, max_requeues: int) -> str:
+    """The stored message of a run finished as ``timeout`` because it was interrupted too often."""
+    return (
+        f"interrupted {requeues} times (max_requeues={max_requeues}): finished as timeout with the epochs of its "
+        "last checkpoint; raise max_requeues or the job time limit to train it further"
+    )
 
 
 @dataclass(frozen=True)
@@ -251,10 +255,9 @@ def run_one(
         if on_start is not None:
             on_start(spec.run_id)
         cfg = finetune_config(settings, spec.dataset, spec.model, spec.hp, spec.seed)
-        if requeues > settings.max_requeues:
-            cfg = replace(cfg, cap_s=FINISH_NOW_CAP_S)
+        finish = requeue_limit_message(requeues, settings.max_requeues) if requeues > settings.max_requeues else None
         try:
-            result = finetune(cfg, should_stop=should_stop)
+            result = finetune(cfg, should_stop=should_stop, finish_as_timeout=finish)
         except interrupted:
             raise
         except Exception as e:

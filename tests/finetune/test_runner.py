@@ -128,6 +128,26 @@ def test_timeout_keeps_completed_epochs(tiny_dataset, store, tmp_path, monkeypat
     assert curve(store, result.run_id).height == result.n_epochs
 
 
+def test_finish_as_timeout_writes_the_checkpointed_curve_with_the_real_cap(tiny_dataset, tmp_path):
+    def cfg(store, **kw):
+        return make_cfg(tiny_dataset, store, tmp_path, epochs=3, cap_s=600.0, checkpoint_dir=str(tmp_path / "ck"), **kw)
+
+    calls = itertools.count()
+    store = new_store(tmp_path, "a")
+    with pytest.raises(Interrupted):  # 3 batches per epoch: stops in epoch 2, epoch 1 is checkpointed
+        finetune(cfg(store), should_stop=lambda: next(calls) >= 5)
+    result = finetune(cfg(store), finish_as_timeout="preempted too often")
+    assert (result.status, result.n_epochs, result.resumed_from_epoch, result.wrote_store) == ("timeout", 1, 1, True)
+    run = run_of(store, result.run_id)
+    assert (run["status"], run["time_cap_s"], run["status_message"]) == ("timeout", 600.0, "preempted too often")
+    assert curve(store, result.run_id)["epoch"].to_list() == [1]
+
+    fresh = new_store(tmp_path, "b")  # no checkpoint: an empty timeout run, nothing trained
+    empty = finetune(make_cfg(tiny_dataset, fresh, tmp_path, seed=1), finish_as_timeout="never started")
+    assert (empty.status, empty.n_epochs, empty.resumed_from_epoch) == ("timeout", 0, None)
+    assert run_of(fresh, empty.run_id)["status_message"] == "never started"
+
+
 def test_out_of_memory_halves_the_batch_then_gives_up(tiny_dataset, tmp_path, monkeypatch):
     def fake_oom(batch_size):
         if batch_size > 4:

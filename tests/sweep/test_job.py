@@ -11,12 +11,12 @@ import pytest
 
 from metagen.sweep import job as job_mod
 from metagen.sweep.job import (
-    FINISH_NOW_CAP_S,
     RunSettings,
     SweepJob,
     add_requeue,
     failure_path,
     read_requeues,
+    requeue_limit_message,
     run_lock,
     run_one,
 )
@@ -44,9 +44,11 @@ class FakeRunner:
     def __init__(self, fail: dict[str, BaseException] | None = None):
         self.fail = fail or {}
         self.configs: list[Any] = []
+        self.finish: list[str | None] = []
 
-    def __call__(self, cfg: Any, should_stop: Any = None) -> FakeResult:
+    def __call__(self, cfg: Any, should_stop: Any = None, finish_as_timeout: str | None = None) -> FakeResult:
         self.configs.append(cfg)
+        self.finish.append(finish_as_timeout)
         rid = cfg.hp["rid"]
         if rid in self.fail:
             raise self.fail[rid]
@@ -118,10 +120,13 @@ def test_a_run_requeued_too_often_is_finished_as_timeout(runner: FakeRunner, set
     for _ in range(settings.max_requeues):
         add_requeue(settings.checkpoint_dir, "a")
     run_one(spec("a"), settings)
-    assert runner.configs[-1].cap_s == settings.cap_s  # max_requeues requeues: still trained normally
+    assert runner.finish[-1] is None  # max_requeues requeues: still trained normally
     add_requeue(settings.checkpoint_dir, "a")
     outcome = run_one(spec("a"), settings)
-    assert runner.configs[-1].cap_s == FINISH_NOW_CAP_S and outcome.requeues == settings.max_requeues + 1
+    assert outcome.requeues == settings.max_requeues + 1
+    assert runner.configs[-1].cap_s == settings.cap_s  # the run keeps its real cap in the store
+    assert runner.finish[-1] == requeue_limit_message(settings.max_requeues + 1, settings.max_requeues)
+    assert "max_requeues=2" in runner.finish[-1]
 
 
 def test_a_run_held_by_another_process_is_skipped(runner: FakeRunner, settings: RunSettings) -> None:
