@@ -33,6 +33,36 @@ def test_hub_weights_unavailable_offline_fail_fast(monkeypatch):
     assert issubclass(WeightsUnavailableError, FileNotFoundError)
 
 
+def test_hub_weights_load_through_timm_from_a_local_hugging_face_cache(tmp_path, monkeypatch):
+    """The real hub path (timm -> huggingface_hub) on a cache laid out as a download leaves it, offline."""
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    reference = timm.create_model("dla46x_c", pretrained=False)
+    hub_id = timm.models.get_pretrained_cfg("dla46x_c.in1k").hf_hub_id
+    repo = tmp_path / "hub" / ("models--" + hub_id.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    save_file(
+        {k: v.contiguous() for k, v in reference.state_dict().items()},
+        repo / "snapshots" / commit / "model.safetensors",
+    )
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    source = resolve_weights("dla46x_c.in1k", "auto", None)
+    assert (source.kind, source.provenance) == ("hub", f"hub:{hub_id}")
+    built = build_model("dla46x_c.in1k", 5, weights=source, img_size=32)
+    ref_sd = reference.state_dict()
+    for k, v in built.model.state_dict().items():
+        if not k.startswith("fc."):
+            assert torch.equal(v, ref_sd[k]), k
+    assert torch.equal(built.source_head.weight, ref_sd["fc.weight"])
+
+
 def test_missing_weights_file_is_an_error(tmp_path):
     with pytest.raises(WeightsUnavailableError, match="does not exist"):
         resolve_weights("dla46x_c.in1k", "file", str(tmp_path / "w.pth"))
