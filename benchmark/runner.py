@@ -126,9 +126,9 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
             context_seed=int(cfg.context_seed),
             cache_dir=cfg.cache_dir,
         )
-        for m in cfg.methods
+        for s in cfg.seeds  # seed-major: a run stopped early holds every method on the same cells
         for d in datasets
-        for s in cfg.seeds
+        for m in cfg.methods
     ]
     record = {
         "store": str(Path(cfg.store).resolve()),

@@ -14,7 +14,7 @@ import pytest
 from benchmark.config import RunConfig
 from benchmark.registry import UnknownMethodError, method_names
 from benchmark.results import RESULT_SCHEMA, ResultsError, cell_files, cell_path, parse_cell_path, read_results
-from benchmark.runner import run_benchmark
+from benchmark.runner import plan, run_benchmark
 from benchmark.task import TaskError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +50,13 @@ def test_results_layout_and_resume(bench_store: Path, tmp_path: Path) -> None:
     assert (third.done, third.skipped) == (4, 5)  # the deleted cell and three new seed-2 cells
     assert pl.read_parquet(victim).equals(before)
     assert json.loads((out / "run.json").read_text())["seeds"] == [0, 1, 2]
+
+
+def test_cells_are_planned_seed_major_so_a_partial_run_is_balanced(bench_store: Path, tmp_path: Path) -> None:
+    jobs, _ = plan(config(bench_store, tmp_path / "res"))
+    keys = [(j.seed, j.dataset, j.method) for j in jobs]
+    assert keys[:3] == [(0, "A", "random_search"), (0, "A", "asha"), (0, "B", "random_search")]
+    assert keys == sorted(keys, key=lambda k: (k[0], k[1]))
 
 
 def test_resuming_with_another_budget_or_overhead_is_refused(bench_store: Path, tmp_path: Path) -> None:
