@@ -3,9 +3,9 @@
 Every cell (method, dataset, seed) is one :func:`benchmark.replay.replay`; its trajectory becomes
 one Parquet file (:mod:`benchmark.results`). Cells whose file exists are skipped, so a killed run is
 resumed by running the same command again. Cells run in ``jobs`` local processes (spawned, each
-loading the store once). A failing cell does not stop the others; failures are listed at the end
-and their cells are retried by the next run. The torch-free core; torch is imported only by the
-processes that build torch-based methods.
+loading the store once) or in a SLURM job array (``executor=slurm``, :mod:`benchmark.slurm`). A failing
+cell does not stop the others; failures are listed at the end and their cells are retried by the next run.
+The torch-free core; torch is imported only by the processes that build torch-based methods.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
     if not budget > 0:
         raise ValueError(f"budget_s must be positive, got {cfg.budget_s}")
     overhead = OverheadPolicy.parse(cfg.overhead)
+    if cfg.executor not in ("local", "slurm"):
+        raise ValueError(f"executor must be local or slurm, got {cfg.executor!r}")
     if int(cfg.workers) < 1 or int(cfg.jobs) < 1:
         raise ValueError(f"workers and jobs must be at least 1, got workers={cfg.workers}, jobs={cfg.jobs}")
     jobs = [
@@ -175,6 +177,13 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
     merge_run_record(cfg.out, record)
     todo = [j for j in jobs if not j.path.is_file()]
     summary = RunSummary(out=str(cfg.out), planned=len(jobs), skipped=len(jobs) - len(todo))
+    if cfg.executor == "slurm" and todo:
+        from benchmark.slurm import run_on_slurm
+
+        for outcome in run_on_slurm(todo, cfg.slurm, cfg.out, cfg.progress):
+            _collect(summary, outcome, None)
+        summary.wall_s = time.perf_counter() - t0
+        return summary
     bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not cfg.progress or not todo)
     if int(cfg.jobs) == 1 or len(todo) <= 1:
         outcomes = map(run_cell, todo)
@@ -191,12 +200,13 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
     return summary
 
 
-def _collect(summary: RunSummary, outcome: CellOutcome, bar: tqdm) -> None:
+def _collect(summary: RunSummary, outcome: CellOutcome, bar: tqdm | None) -> None:
     if outcome.error is None:
         summary.done += 1
     else:
         summary.failed.append(outcome)
-    bar.update(1)
+    if bar is not None:
+        bar.update(1)
 
 
 def summary_dict(summary: RunSummary) -> dict[str, Any]:

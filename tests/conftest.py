@@ -1,11 +1,20 @@
-"""Shared test setup: offline hub, a fresh store per test."""
+"""Shared test setup: offline hub, a fresh store per test, a real local SLURM cluster.
+
+The ``slurm_cluster`` fixture (session-scoped) starts ``scripts/slurm/start.sh`` when no controller
+answers (needs root and apt; skips with the reason otherwise) and stops what it started at the end.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -18,3 +27,31 @@ def store(tmp_path: Path) -> Path:
     root = tmp_path / "store"
     create_store(root, StoreMetadata(name="test-store", description="made by a test"))
     return root
+
+
+def _controller_up() -> bool:
+    if not shutil.which("scontrol"):
+        return False
+    try:
+        return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[None]:
+    """A running single-node SLURM cluster with accounting (started here if needed, stopped if started here)."""
+    if _controller_up() and shutil.which("sacct"):
+        yield
+        return
+    if os.geteuid() != 0:
+        pytest.skip("no SLURM controller answers and starting one (scripts/slurm/start.sh) needs root")
+    if not shutil.which("apt-get"):
+        pytest.skip("no SLURM controller answers and scripts/slurm/start.sh needs a Debian/Ubuntu system (apt-get)")
+    start = subprocess.run(["bash", str(ROOT / "scripts/slurm/start.sh")], capture_output=True, text=True)
+    if start.returncode != 0:
+        pytest.fail(f"scripts/slurm/start.sh failed:\n{start.stdout}\n{start.stderr}")
+    try:
+        yield
+    finally:
+        subprocess.run(["bash", str(ROOT / "scripts/slurm/stop.sh")], capture_output=True, text=True)

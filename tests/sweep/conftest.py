@@ -1,15 +1,7 @@
-"""Fixtures of the sweep tests: tiny datasets, tiny sweep configs, and a real local SLURM cluster.
-
-The ``slurm_cluster`` fixture (session-scoped) starts ``scripts/slurm/start.sh`` when no controller
-answers (needs root and apt; skips with the reason otherwise) and stops what it started at the end.
-"""
+"""Fixtures of the sweep tests: tiny datasets and tiny sweep configs (``slurm_cluster``: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,31 +50,3 @@ def slurm_test_cluster(**overrides: object) -> SlurmClusterConfig:
     """CPU-only jobs that fit the local test cluster (2 CPUs, no GRES)."""
     c = SlurmClusterConfig(gpus_per_node=0, cpus_per_task=1, mem_gb=1.0, runs_per_job=3, signal_delay_s=30)
     return replace(c, **overrides)
-
-
-def _controller_up() -> bool:
-    if not shutil.which("scontrol"):
-        return False
-    try:
-        return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[None]:
-    """A running single-node SLURM cluster with accounting (started here if needed, stopped if started here)."""
-    if _controller_up() and shutil.which("sacct"):
-        yield
-        return
-    if os.geteuid() != 0:
-        pytest.skip("no SLURM controller answers and starting one (scripts/slurm/start.sh) needs root")
-    if not shutil.which("apt-get"):
-        pytest.skip("no SLURM controller answers and scripts/slurm/start.sh needs a Debian/Ubuntu system (apt-get)")
-    start = subprocess.run(["bash", str(ROOT / "scripts/slurm/start.sh")], capture_output=True, text=True)
-    if start.returncode != 0:
-        pytest.fail(f"scripts/slurm/start.sh failed:\n{start.stdout}\n{start.stderr}")
-    try:
-        yield
-    finally:
-        subprocess.run(["bash", str(ROOT / "scripts/slurm/stop.sh")], capture_output=True, text=True)

@@ -1,0 +1,93 @@
+"""Replaying cells on a SLURM cluster: one submitit job array, ``cells_per_job`` cells per array task.
+
+``python -m benchmark.run ... executor=slurm slurm.partition=P`` plans the cells as usual, submits the
+ones without a result file, waits for the array and collects the outcomes. Each task writes its cells'
+files itself (the same files as a local run, bit for bit), so a cancelled or failed task loses only its
+unfinished cells: running the same command again submits just those.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from benchmark.config import SlurmConfig
+
+
+def absolute(job: Any) -> Any:
+    """The cell with absolute store / out / cache paths (the job may start in another directory)."""
+    resolve = lambda p: None if p is None else str(Path(p).expanduser().resolve())  # noqa: E731
+    return replace(job, store=resolve(job.store), out=resolve(job.out), cache_dir=resolve(job.cache_dir))
+
+
+def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
+    """``items`` in consecutive groups of at most ``size``."""
+    if size < 1:
+        raise ValueError(f"slurm.cells_per_job must be at least 1, got {size}")
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def run_cells(jobs: list[Any]) -> list[Any]:
+    """The work of one array task: replay its cells one after the other, skipping finished ones."""
+    from benchmark.runner import CellOutcome, run_cell
+
+    return [CellOutcome(j) if j.path.is_file() else run_cell(j) for j in jobs]
+
+
+def slurm_parameters(cfg: SlurmConfig, n_cells: int, job_name: str) -> dict[str, Any]:
+    """Keyword arguments of ``submitit.SlurmExecutor.update_parameters`` for a task of ``n_cells`` cells."""
+    if cfg.time_min_per_cell <= 0 or cfg.cpus_per_task < 1 or cfg.mem_gb <= 0:
+        raise ValueError(
+            f"slurm.time_min_per_cell ({cfg.time_min_per_cell}), slurm.cpus_per_task ({cfg.cpus_per_task}) and "
+            f"slurm.mem_gb ({cfg.mem_gb}) must be positive"
+        )
+    params: dict[str, Any] = {
+        "job_name": job_name,
+        "time": max(1, math.ceil(n_cells * cfg.time_min_per_cell)),
+        "nodes": 1,
+        "ntasks_per_node": 1,
+        "cpus_per_task": cfg.cpus_per_task,
+        "mem": f"{max(1, math.ceil(cfg.mem_gb * 1024))}MB",
+        "array_parallelism": cfg.array_parallelism,
+        "setup": [f"export OMP_NUM_THREADS={cfg.cpus_per_task}", *cfg.setup],
+        "additional_parameters": dict(cfg.additional_parameters),
+    }
+    for key in ("partition", "account", "qos"):
+        if getattr(cfg, key):
+            params[key] = getattr(cfg, key)
+    return params
+
+
+def run_on_slurm(todo: list[Any], cfg: SlurmConfig, out: str | Path, progress: bool = True) -> list[Any]:
+    """Submit ``todo`` as one job array, wait for it and return every cell's outcome.
+
+    A task that fails as a whole (cancelled, out of memory, node failure) yields an error outcome for each
+    of its cells that has no result file; the message names the job and its log folder.
+    """
+    from submitit import SlurmExecutor
+
+    from benchmark.runner import CellOutcome
+
+    groups = chunks([absolute(j) for j in todo], cfg.cells_per_job)
+    folder = Path(cfg.folder) if cfg.folder else Path(out) / "_slurm"
+    executor = SlurmExecutor(folder=folder.resolve() / "%j", max_num_timeout=0)
+    executor.update_parameters(**slurm_parameters(cfg, len(groups[0]), cfg.job_name))
+    submitted = executor.map_array(run_cells, groups)
+    array_id = submitted[0].job_id.split("_")[0]
+    print(f"[benchmark.run] {len(todo)} cells in {len(groups)} array tasks of job {array_id}; logs: {folder}")
+    outcomes: list[Any] = []
+    with tqdm(total=len(todo), desc="cells (slurm)", unit="cell", disable=not progress) as bar:
+        for job, group in zip(submitted, groups, strict=True):
+            try:
+                outcomes.extend(job.result())
+            except Exception as e:  # the task died: its unfinished cells fail, the finished ones count
+                last = (str(e).strip().splitlines() or [""])[-1][:300]
+                why = f"SLURM job {job.job_id} failed ({type(e).__name__}: {last}); log: {job.paths.stderr}"
+                outcomes.extend(CellOutcome(j) if j.path.is_file() else CellOutcome(j, error=why) for j in group)
+            bar.update(len(group))
+    return outcomes
