@@ -5,7 +5,7 @@
 
 * ``regret_over_time.{png,pdf}`` and ``rank_over_time.{png,pdf}``: one panel per version, mean over
   (dataset, seed) runs with a 95 % confidence band, log time axis;
-* ``summary.md`` and ``summary.csv``: regret and rank (mean ± std over datasets) at each budget fraction;
+* ``summary.md`` and ``summary.csv``: regret and rank (mean ± std and 95 % CI over datasets) at each budget fraction;
 * ``cd_<version>_<percent>.{png,pdf}`` and ``friedman.csv``: Friedman test and Nemenyi critical-difference
   diagram at each budget fraction (blocks = datasets, seeds averaged).
 
@@ -275,7 +275,8 @@ def make_figures(
     table.write_csv(out / "summary.csv")
     (out / "summary.md").write_text(
         f"# Summary of {', '.join(str(d) for d in dirs)}\n\n"
-        "Regret and rank: mean ± std over datasets (seeds averaged per dataset).\n\n" + summary_markdown(table)
+        "Regret and rank: mean ± std [95 % CI half-width of the mean] over datasets (seeds averaged per "
+        "dataset); best mean in bold.\n\n" + summary_markdown(table)
     )
     written += [out / "summary.csv", out / "summary.md"]
 

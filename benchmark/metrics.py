@@ -344,8 +344,9 @@ def summary_table(results: Results, fractions: Sequence[float] = (0.1, 0.5, 1.0)
 
     Returns:
         One row per (version, fraction, method): ``time_s`` (the largest budget times the fraction),
-        ``regret_mean, regret_std, rank_mean, rank_std, n_datasets, n_runs`` (runs the method has) and
-        ``n_ranked_runs`` (complete runs used for ranks).
+        ``regret_mean, regret_std, regret_ci95, rank_mean, rank_std, rank_ci95, n_datasets, n_runs`` (runs
+        the method has) and ``n_ranked_runs`` (complete runs used for ranks); ``*_ci95`` is the 95 %
+        confidence half-width ``1.96 * std / sqrt(n_datasets)`` of the mean over datasets.
     """
     fr = np.asarray(sorted(set(fractions)), dtype=np.float64)
     if fr.size == 0 or np.any((fr <= 0) | (fr > 1)):
@@ -366,6 +367,7 @@ def summary_table(results: Results, fractions: Sequence[float] = (0.1, 0.5, 1.0)
             for fi, f in enumerate(fr):
                 reg = reg_d[mi, :, fi][~np.isnan(reg_d[mi, :, fi])]
                 rk = rank_d[mi, :, fi][~np.isnan(rank_d[mi, :, fi])]
+                (reg_ci, rk_ci) = (float(mean_ci(v)[1]) if v.size else float("nan") for v in (reg, rk))
                 rows.append(
                     {
                         "version": version,
@@ -374,8 +376,10 @@ def summary_table(results: Results, fractions: Sequence[float] = (0.1, 0.5, 1.0)
                         "method": method,
                         "regret_mean": float(reg.mean()) if reg.size else float("nan"),
                         "regret_std": float(reg.std()) if reg.size else float("nan"),
+                        "regret_ci95": reg_ci,
                         "rank_mean": float(rk.mean()) if rk.size else float("nan"),
                         "rank_std": float(rk.std()) if rk.size else float("nan"),
+                        "rank_ci95": rk_ci,
                         "n_datasets": len(reg),
                         "n_runs": n_runs,
                         "n_ranked_runs": int(done.sum()),
@@ -386,7 +390,7 @@ def summary_table(results: Results, fractions: Sequence[float] = (0.1, 0.5, 1.0)
 
 def summary_markdown(table: pl.DataFrame, digits: int = 3) -> str:
     """The paper's table layout in markdown: one table per budget fraction, methods as rows, a regret and a rank
-    column per version; cells ``mean ± std``, the best mean of each column in bold."""
+    column per version; cells ``mean ± std [95 % CI half-width]``, the best mean of each column in bold."""
     versions = _ordered_versions(table["version"].unique().to_list())
     methods = sorted(table["method"].unique().to_list())
     lines: list[str] = []
@@ -407,8 +411,8 @@ def summary_markdown(table: pl.DataFrame, digits: int = 3) -> str:
                 if row.height == 0 or np.isnan(row[f"{metric}_mean"][0]):
                     cells.append("–")
                     continue
-                mean, std = row[f"{metric}_mean"][0], row[f"{metric}_std"][0]
-                cell = f"{mean:.{digits}f} ± {std:.{digits}f}"
+                mean, std, ci = (row[f"{metric}_{k}"][0] for k in ("mean", "std", "ci95"))
+                cell = f"{mean:.{digits}f} ± {std:.{digits}f} [±{ci:.{digits}f}]"
                 cells.append(f"**{cell}**" if best[(metric, v)] is not None and mean == best[(metric, v)] else cell)
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")

@@ -136,6 +136,7 @@ def test_summary_table_by_hand(tmp_path):
     b = table.filter((pl.col("method") == "b") & (pl.col("fraction") == 0.5)).row(0, named=True)
     # a: dataset means 0.3 (d0) and 0.1 (d1) -> mean 0.2, std 0.1
     assert a["regret_mean"] == pytest.approx(0.2) and a["regret_std"] == pytest.approx(0.1)
+    assert a["regret_ci95"] == pytest.approx(1.96 * 0.1 / np.sqrt(2))
     # b: d0 mean 0.35, d1 regret 1 (nothing before 50 s) -> mean 0.675
     assert b["regret_mean"] == pytest.approx(0.675)
     # ranks per run: d0s0 a=1, d0s1 tie 1.5, d1s0 a=1 -> a: d0 1.25, d1 1 -> 1.125
@@ -144,7 +145,7 @@ def test_summary_table_by_hand(tmp_path):
     b_end = table.filter((pl.col("method") == "b") & (pl.col("fraction") == 1.0)).row(0, named=True)
     assert b_end["regret_mean"] == pytest.approx(0.175)
     md = summary_markdown(table)
-    assert "### 50 % of the budget" in md and "| a | **0.200 ± 0.100** |" in md
+    assert "### 50 % of the budget" in md and "| a | **0.200 ± 0.100 [±0.139]** |" in md
     with pytest.raises(ValueError, match="fractions"):
         summary_table(load_results(tmp_path), fractions=[0.0])
 
