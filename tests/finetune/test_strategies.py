@@ -89,6 +89,34 @@ def test_clip_grad_bounds_each_update():
     assert out["backbone_grad_norm"] > 1e-3  # the recorded norm is before clipping
 
 
+def test_amp_step_runs_in_float16_scales_the_loss_and_unscales_before_clipping():
+    """The AMP branch of the step (autocast fp16 + GradScaler), run on CPU: the same code CUDA runs."""
+
+    def step(amp: bool) -> tuple[torch.nn.Module, list[torch.Tensor], dict, torch.amp.GradScaler, list]:
+        torch.manual_seed(0)
+        model = timm.create_model("edgenext_xx_small", num_classes=3)
+        before = [p.detach().clone() for p in model.parameters()]
+        dtypes: list[torch.dtype] = []
+        model.head.fc.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, enabled=amp)
+        head = [p for n, p in model.named_parameters() if n.startswith("head")]
+        body = [p for n, p in model.named_parameters() if not n.startswith("head")]
+        parts = StepParts(model, torch.optim.SGD(model.parameters(), lr=1.0), torch.nn.CrossEntropyLoss(), scaler,
+                          torch.device("cpu"), amp, 1e-3, head, body)  # fmt: skip
+        out = train_epoch(parts, [(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0]))], lambda: None)
+        return model, before, out, scaler, dtypes
+
+    model, before, out, scaler, dtypes = step(amp=True)
+    assert dtypes == [torch.float16] and out["diverged"] == 0
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+    assert scaler.get_scale() == 2.0**10  # finite gradients: the step was taken, the scale kept
+    moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=True)))
+    assert float(moved) == pytest.approx(1e-3, rel=1e-2)  # clipped after unscaling: not 2**10 times larger
+    _, _, ref, _, ref_dtypes = step(amp=False)
+    assert ref_dtypes == [torch.float32]
+    assert out["backbone_grad_norm"] == pytest.approx(ref["backbone_grad_norm"], rel=0.05)  # unscaled norms
+
+
 def test_dropout_rate_reaches_the_head():
     built = build_model("edgenext_xx_small.in1k", 3, weights=WeightsSource("random"), img_size=32, drop=0.3)
     assert built.model.head.drop.p == 0.3
