@@ -135,7 +135,8 @@ def plot_over_time(
             ax.set_ylim(0.9, len(panel.bands) + 0.1)
         else:
             ax.set_ylim(bottom=0.0)
-        ax.set_title(f"{panel.version} ({panel.n_datasets} datasets × {panel.n_seeds} seeds)")
+        plural = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")  # noqa: E731
+        ax.set_title(f"{panel.version} ({plural(panel.n_datasets, 'dataset')} × {plural(panel.n_seeds, 'seed')})")
         ax.set_xlabel(TIME_LABEL)
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
