@@ -210,7 +210,9 @@ def save(fig: Figure, base: Path, formats: Sequence[str], dpi: int) -> list[Path
     paths = []
     for fmt in formats:
         path = base.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")  # keep the legend whole
+        # bbox tight keeps the legend whole; no creation date, so the same results give the same bytes
+        metadata = {"CreationDate": None} if fmt == "pdf" else {}
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
         paths.append(path)
     return paths
 

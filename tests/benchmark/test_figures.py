@@ -31,6 +31,16 @@ def test_make_figures_writes_every_output(tmp_path):
     assert friedman.filter(pl.col("fraction") == 1.0)["n_datasets"].unique().to_list() == [3]
 
 
+def test_the_same_results_give_the_same_bytes(tmp_path):
+    results = write_random_results(tmp_path / "R", versions=("micro",), methods=("a", "b"))
+    first = make_figures(results, tmp_path / "one", fractions=(1.0,), formats=("png", "pdf"), dpi=40)
+    second = make_figures(results, tmp_path / "two", fractions=(1.0,), formats=("png", "pdf"), dpi=40)
+    pdfs = [p for p in first if p.suffix == ".pdf"]
+    assert pdfs and all(b"/CreationDate" not in p.read_bytes() for p in pdfs)  # no clock in the bytes
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
 def test_styles_are_fixed_per_method():
     s1 = method_styles(["quicktune", "bohb", "random_search"])
     s2 = method_styles(["random_search", "bohb", "quicktune"])
