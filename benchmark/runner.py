@@ -177,15 +177,13 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
     merge_run_record(cfg.out, record)
     todo = [j for j in jobs if not j.path.is_file()]
     summary = RunSummary(out=str(cfg.out), planned=len(jobs), skipped=len(jobs) - len(todo))
+    bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not cfg.progress or not todo)
     if cfg.executor == "slurm" and todo:
         from benchmark.slurm import run_on_slurm
 
-        for outcome in run_on_slurm(todo, cfg.slurm, cfg.out, cfg.progress):
-            _collect(summary, outcome, None)
-        summary.wall_s = time.perf_counter() - t0
-        return summary
-    bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not cfg.progress or not todo)
-    if int(cfg.jobs) == 1 or len(todo) <= 1:
+        for outcome in run_on_slurm(todo, cfg.slurm, cfg.out):
+            _collect(summary, outcome, bar)
+    elif int(cfg.jobs) == 1 or len(todo) <= 1:
         outcomes = map(run_cell, todo)
         for outcome in outcomes:
             _collect(summary, outcome, bar)
@@ -200,13 +198,12 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
     return summary
 
 
-def _collect(summary: RunSummary, outcome: CellOutcome, bar: tqdm | None) -> None:
+def _collect(summary: RunSummary, outcome: CellOutcome, bar: tqdm) -> None:
     if outcome.error is None:
         summary.done += 1
     else:
         summary.failed.append(outcome)
-    if bar is not None:
-        bar.update(1)
+    bar.update(1)
 
 
 def summary_dict(summary: RunSummary) -> dict[str, Any]:

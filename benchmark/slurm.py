@@ -9,12 +9,10 @@ unfinished cells: running the same command again submits just those.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from benchmark.config import SlurmConfig
 
@@ -46,28 +44,25 @@ def slurm_parameters(cfg: SlurmConfig, n_cells: int, job_name: str) -> dict[str,
             f"slurm.time_min_per_cell ({cfg.time_min_per_cell}), slurm.cpus_per_task ({cfg.cpus_per_task}) and "
             f"slurm.mem_gb ({cfg.mem_gb}) must be positive"
         )
-    params: dict[str, Any] = {
-        "job_name": job_name,
-        "time": max(1, math.ceil(n_cells * cfg.time_min_per_cell)),
-        "nodes": 1,
-        "ntasks_per_node": 1,
-        "cpus_per_task": cfg.cpus_per_task,
-        "mem": f"{max(1, math.ceil(cfg.mem_gb * 1024))}MB",
-        "array_parallelism": cfg.array_parallelism,
-        "setup": [f"export OMP_NUM_THREADS={cfg.cpus_per_task}", *cfg.setup],
-        "additional_parameters": dict(cfg.additional_parameters),
-    }
-    for key in ("partition", "account", "qos"):
-        if getattr(cfg, key):
-            params[key] = getattr(cfg, key)
-    return params
+    from metagen.sweep.executors import sbatch_parameters
+
+    return sbatch_parameters(
+        job_name=job_name,
+        time_min=max(1, math.ceil(n_cells * cfg.time_min_per_cell)),
+        cpus_per_task=cfg.cpus_per_task,
+        mem_gb=cfg.mem_gb,
+        array_parallelism=cfg.array_parallelism,
+        setup=[f"export OMP_NUM_THREADS={cfg.cpus_per_task}", *cfg.setup],
+        additional_parameters=cfg.additional_parameters,
+        optional={"partition": cfg.partition, "account": cfg.account, "qos": cfg.qos},
+    )
 
 
-def run_on_slurm(todo: list[Any], cfg: SlurmConfig, out: str | Path, progress: bool = True) -> list[Any]:
-    """Submit ``todo`` as one job array, wait for it and return every cell's outcome.
+def run_on_slurm(todo: list[Any], cfg: SlurmConfig, out: str | Path) -> Iterator[Any]:
+    """Submit ``todo`` as one job array and yield every cell's outcome, task by task, as the tasks end.
 
     A task that fails as a whole (cancelled, out of memory, node failure) yields an error outcome for each
-    of its cells that has no result file; the message names the job and its log folder.
+    of its cells that has no result file; the message names the job and its log.
     """
     from submitit import SlurmExecutor
 
@@ -80,14 +75,10 @@ def run_on_slurm(todo: list[Any], cfg: SlurmConfig, out: str | Path, progress: b
     submitted = executor.map_array(run_cells, groups)
     array_id = submitted[0].job_id.split("_")[0]
     print(f"[benchmark.run] {len(todo)} cells in {len(groups)} array tasks of job {array_id}; logs: {folder}")
-    outcomes: list[Any] = []
-    with tqdm(total=len(todo), desc="cells (slurm)", unit="cell", disable=not progress) as bar:
-        for job, group in zip(submitted, groups, strict=True):
-            try:
-                outcomes.extend(job.result())
-            except Exception as e:  # the task died: its unfinished cells fail, the finished ones count
-                last = (str(e).strip().splitlines() or [""])[-1][:300]
-                why = f"SLURM job {job.job_id} failed ({type(e).__name__}: {last}); log: {job.paths.stderr}"
-                outcomes.extend(CellOutcome(j) if j.path.is_file() else CellOutcome(j, error=why) for j in group)
-            bar.update(len(group))
-    return outcomes
+    for job, group in zip(submitted, groups, strict=True):
+        try:
+            yield from job.result()
+        except Exception as e:  # the task died: its unfinished cells fail, the finished ones count
+            last = (str(e).strip().splitlines() or [""])[-1][:300]
+            why = f"SLURM job {job.job_id} failed ({type(e).__name__}: {last}); log: {job.paths.stderr}"
+            yield from (CellOutcome(j) if j.path.is_file() else CellOutcome(j, error=why) for j in group)

@@ -9,7 +9,6 @@ import pytest
 
 from metagen.sweep.config import HubConfig, LocalClusterConfig, SlurmClusterConfig, SweepConfig
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALLEST_MODEL = "dla46x_c"
 """The hub's smallest model (1.07 M parameters)."""
 
