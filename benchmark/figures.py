@@ -27,21 +27,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from benchmark.figures_cli import FiguresConfig
+from benchmark.config import FiguresConfig, register_configs
 from benchmark.metrics import (
-    Results,
-    ResultsError,
     _ordered_versions,
-    load_results,
     mean_ci,
-    merge_results,
     ranks,
     regret_cube,
     summary_markdown,
     summary_table,
     time_grid,
 )
+from benchmark.results import Results, ResultsError, load_results, merge_results
 from benchmark.stats import average_ranks, critical_difference, friedman_test, nonsignificant_groups
+
+register_configs()
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 LINESTYLES = ("-", "--", "-.", ":")

@@ -6,6 +6,7 @@ answers (needs root and apt; skips with the reason otherwise) and stops what it 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,6 +18,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+EXTRA_DIRS: dict[str, tuple[str, ...]] = {
+    "finetune": ("torch", "timm"),
+    "surrogates": ("torch", "gpytorch"),
+    "sweep": ("torch", "timm", "submitit"),
+}
+"""Test folders that need an optional extra (pyproject ``metagen`` / ``surrogates``), by the packages it installs.
+In the core install (no torch) these folders are not collected; every other test module imports torch-based
+code only after ``pytest.importorskip`` (checked by ``tests/test_architecture.py``)."""
+
+
+def installed(module: str) -> bool:
+    """Whether a top-level package can be imported here (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+collect_ignore = [d for d, needs in EXTRA_DIRS.items() if not all(installed(m) for m in needs)]
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from scipy.stats import mannwhitneyu, wilcoxon
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmark.metrics import load_results, merge_results, regret_cube
+from benchmark.metrics import regret_cube
+from benchmark.results import load_results, merge_results
 
 
 def compare(dirs: list[str], a: str, b: str, version: str, fractions: list[float]) -> str:

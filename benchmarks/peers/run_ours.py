@@ -19,9 +19,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmark.metrics import RESULT_COLUMNS
 from benchmark.registry import make_optimizer
 from benchmark.replay import replay
+from benchmark.results import RESULT_SCHEMA
 from benchmark.task import default_budget, load_tasks
 
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                     "regret": traj.regret,
                     "budget_s": np.full(n, budget),
                 },
-            ).select(pl.col(c).cast(t) for c, t in RESULT_COLUMNS.items())
+            ).select(pl.col(c).cast(t) for c, t in RESULT_SCHEMA.items())
             path = out / f"version={a.version}/method={a.method}/dataset={task.dataset}/seed={seed}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             frame.write_parquet(path)

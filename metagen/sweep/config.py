@@ -14,6 +14,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from metagen.slurm import SlurmSettings
+
 DEFAULT_CAP_S: dict[str, float] = {"micro": 3600.0, "mini": 14400.0, "extended": 57600.0}
 """Per-run wall-clock cap of each Meta-Album version when ``cap_s`` is not set (reference §2.4: 1 h / 4 h / 16 h)."""
 
@@ -50,13 +52,16 @@ class LocalClusterConfig:
 
 
 @dataclass
-class SlurmClusterConfig:
-    """Run the sweep as a SLURM job array through submitit."""
+class SlurmClusterConfig(SlurmSettings):
+    """Run the sweep as a SLURM job array through submitit.
+
+    The fields shared with ``benchmark.run executor=slurm`` (partition, account, qos, constraint, CPUs,
+    memory, array parallelism, setup, sbatch extras, job name) and their meaning: :class:`metagen.slurm.SlurmSettings`.
+    ``job_name`` null = ``metagen-<sweep name>`` (used to find the sweep's jobs in squeue).
+    """
 
     # which backend this is (do not change)
     kind: str = "slurm"
-    # partition to submit to; null = the cluster's default partition
-    partition: str | None = None
     # GPUs per job (0 = CPU-only jobs)
     gpus_per_node: int = 1
     # CPU cores per job (data loading + the training process)
@@ -69,22 +74,8 @@ class SlurmClusterConfig:
     time_min_per_run: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TIME_MIN_PER_RUN))
     # minutes per run for versions not listed above; null = the run's cap_s in minutes plus 15
     default_time_min_per_run: int | None = None
-    # at most this many array tasks run at the same time (%N of --array)
-    array_parallelism: int = 64
     # seconds before the time limit at which SLURM sends USR2 (the job checkpoints and requeues itself)
     signal_delay_s: int = 120
-    # account to charge (--account); null = your default
-    account: str | None = None
-    # quality of service (--qos); null = the partition's default
-    qos: str | None = None
-    # node features (--constraint), e.g. "a100|h100"
-    constraint: str | None = None
-    # job name; null = metagen-<sweep name> (used to find the sweep's jobs in squeue)
-    job_name: str | None = None
-    # shell lines run in the job before python starts (module load ..., export ...)
-    setup: list[str] = field(default_factory=list)
-    # any other sbatch option, e.g. {"mail-type": "FAIL", "exclude": "node[01-02]"}
-    additional_parameters: dict[str, Any] = field(default_factory=dict)
     # check the request against `sinfo` before submitting (partition exists, GPUs/CPUs/memory/time fit)
     check_resources: bool = True
     # wait for the jobs with a progress bar (false: return after submitting)

@@ -54,57 +54,16 @@ def max_num_timeout(cfg: SweepConfig, runs_in_job: int) -> int:
     return runs_in_job * (cfg.max_requeues + 1) + 1
 
 
-def sbatch_parameters(
-    *,
-    job_name: str,
-    time_min: int,
-    cpus_per_task: int,
-    mem_gb: float,
-    array_parallelism: int,
-    setup: list[str],
-    additional_parameters: dict[str, Any],
-    gpus_per_node: int = 0,
-    signal_delay_s: int | None = None,
-    optional: dict[str, str | None] | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments of ``submitit.SlurmExecutor.update_parameters`` for one-node, one-task array jobs.
-
-    ``optional`` holds sbatch options (partition, account, ...) that are passed only when set; no
-    ``--gpus-per-node`` is passed for 0 GPUs (clusters without GRES reject any gpu request).
-    """
-    params: dict[str, Any] = {
-        "job_name": job_name,
-        "time": time_min,
-        "nodes": 1,
-        "ntasks_per_node": 1,
-        "cpus_per_task": cpus_per_task,
-        "mem": f"{max(1, math.ceil(mem_gb * 1024))}MB",
-    }
-    if signal_delay_s is not None:
-        params["signal_delay_s"] = signal_delay_s
-    params |= {"array_parallelism": array_parallelism, "setup": list(setup),
-               "additional_parameters": dict(additional_parameters)}  # fmt: skip
-    if gpus_per_node > 0:
-        params["gpus_per_node"] = gpus_per_node
-    params |= {key: value for key, value in (optional or {}).items() if value}
-    return params
-
-
 def slurm_parameters(cfg: SweepConfig, runs_in_job: int, partition: str | None) -> dict[str, Any]:
     """Keyword arguments of ``SlurmExecutor.update_parameters`` for the sweep's jobs."""
     c = cfg.cluster
     assert isinstance(c, SlurmClusterConfig)
-    return sbatch_parameters(
+    return c.sbatch(
         job_name=job_name(cfg),
         time_min=job_time_min(cfg, runs_in_job),
-        cpus_per_task=c.cpus_per_task,
-        mem_gb=c.mem_gb,
-        array_parallelism=c.array_parallelism,
-        setup=c.setup,
-        additional_parameters=c.additional_parameters,
+        partition=partition,
         gpus_per_node=c.gpus_per_node,
         signal_delay_s=c.signal_delay_s,
-        optional={"partition": partition, "account": c.account, "qos": c.qos, "constraint": c.constraint},
     )
 
 

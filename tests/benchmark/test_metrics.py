@@ -7,11 +7,8 @@ import polars as pl
 import pytest
 
 from benchmark.metrics import (
-    ResultsError,
     incumbent_trajectory,
-    load_results,
     mean_ci,
-    merge_results,
     normalized_regret,
     ranks,
     regret_cube,
@@ -20,6 +17,7 @@ from benchmark.metrics import (
     summary_table,
     time_grid,
 )
+from benchmark.results import ResultsError, load_results, merge_results
 from tests.benchmark.results_factory import write_random_results, write_run
 
 

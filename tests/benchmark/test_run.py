@@ -12,10 +12,12 @@ import polars as pl
 import pytest
 
 from benchmark.config import RunConfig
+from benchmark.figures import make_figures
 from benchmark.registry import UnknownMethodError, method_names
-from benchmark.results import RESULT_SCHEMA, ResultsError, cell_files, cell_path, parse_cell_path, read_results
+from benchmark.results import RESULT_SCHEMA, ResultsError, cell_files, cell_path, load_results, parse_cell_path
 from benchmark.runner import plan, run_benchmark
 from benchmark.task import TaskError
+from tests.benchmark.conftest import build_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +35,7 @@ def test_results_layout_and_resume(bench_store: Path, tmp_path: Path) -> None:
     assert len(files) == 12
     assert files[0] == cell_path(out, "micro", "asha", "A", 0)
     assert parse_cell_path(files[0]) == ("micro", "asha", "A", 0)
-    df = read_results(out)
+    df = load_results(out).events
     assert df.schema == pl.Schema(RESULT_SCHEMA)
     assert set(df["method"]) == {"random_search", "asha"} and set(df["seed"]) == {0, 1}
     assert (df["budget_s"] == 1500.0).all() and (df["time"] <= 1500.0).all()
@@ -72,7 +74,23 @@ def test_parallel_processes_give_the_same_files(bench_store: Path, tmp_path: Pat
     serial = run_benchmark(config(bench_store, tmp_path / "a", datasets=["A", "B"]))
     parallel = run_benchmark(config(bench_store, tmp_path / "b", datasets=["A", "B"], jobs=2))
     assert serial.done == parallel.done == 8
-    assert read_results(tmp_path / "a").equals(read_results(tmp_path / "b"))
+    assert load_results(tmp_path / "a").events.equals(load_results(tmp_path / "b").events)
+
+
+def test_names_that_need_escaping_go_from_run_to_figures(tmp_path: Path) -> None:
+    """A dataset named "Plant Village" (a space: percent-encoded in its path) is written by the runner
+    and read back by the figures with its real name."""
+    store = build_store(tmp_path / "store", datasets=("Plant Village", "B"), n_pipelines=8)
+    out = tmp_path / "res"
+    summary = run_benchmark(config(store, out, methods=["random_search"], seeds=[0]))
+    assert summary.done == 2 and not summary.failed
+    assert cell_path(out, "micro", "random_search", "Plant Village", 0) in cell_files(out)
+    assert "dataset=Plant%20Village" in {p.parent.name for p in cell_files(out)}
+    results = load_results(out)
+    assert sorted(results.runs["dataset"]) == ["B", "Plant Village"]
+    make_figures(out, tmp_path / "figs", fractions=(1.0,), formats=("png",), dpi=30)
+    table = pl.read_csv(tmp_path / "figs" / "summary.csv")
+    assert table["n_datasets"].to_list() == [2]
 
 
 def test_clear_errors(bench_store: Path, tmp_path: Path) -> None:
