@@ -56,7 +56,9 @@ def time_meta_training(store: Path, version: str, config: MetaTrainConfig) -> tu
 def bench_view(tasks: dict[str, TaskData], n: int = 300) -> tuple[SearchView, np.ndarray]:
     """A 300-candidate view from the pipelines (and curves) of several datasets of one version."""
     names = sorted(tasks)
-    feats, vals, models = [], [], []
+    feats: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    models: list[str] = []
     for d in names:
         t = tasks[d]
         feats.append(t.features)

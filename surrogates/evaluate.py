@@ -54,6 +54,8 @@ class FoldScores:
 def score_fold(model: MetaModel, tests: Sequence[TaskData], episodes: int, context: int, query: int, seed: int,
                version: str = "", fold: int = 0) -> FoldScores:  # fmt: skip
     """Scores of a meta-trained model on test datasets it has never seen."""
+    if episodes < 1:
+        raise ValueError(f"score_fold needs at least one episode, got episodes={episodes}")
     rng = np.random.default_rng(seed)
     perf = model.perf_model()
     cost = model.cost_model()
@@ -76,6 +78,7 @@ def score_fold(model: MetaModel, tests: Sequence[TaskData], episodes: int, conte
                 c_pred.append(np.log(cost.predict(q))[ok])
         runs = et.usable
         final_q = et.batch(runs, et.n_valid[runs], with_curve=False)
+        assert first_ctx is not None  # episodes >= 1
         mu, _ = perf.predict(first_ctx, final_q)
         f_pred.extend(mu.tolist())
         f_true.extend(final_q.y.numpy().astype(float).tolist())

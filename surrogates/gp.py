@@ -17,11 +17,16 @@ from typing import Any
 import gpytorch
 import numpy as np
 import torch
+from linear_operator.utils.errors import NanError, NotPSDError
 from torch import nn
 
 from surrogates.data import Batch
 
 _EXACT = 10**6  # gpytorch.settings.max_cholesky_size
+
+NUMERICAL_ERRORS: tuple[type[Exception], ...] = (torch.linalg.LinAlgError, NotPSDError, NanError)
+"""What a numerically failed GP step raises (a failed Cholesky, a non-PSD or NaN kernel matrix); any other
+error is a bug and propagates."""
 
 
 class _ExactGP(gpytorch.models.ExactGP):
@@ -45,7 +50,10 @@ class DeepKernelGP(nn.Module):
         super().__init__()
         self.extractor = extractor
         self.likelihood = gpytorch.likelihoods.GaussianLikelihood()
-        self.gp = _ExactGP(self.likelihood, int(extractor.out_dim))
+        out_dim = extractor.out_dim
+        if not isinstance(out_dim, int | np.integer):
+            raise TypeError(f"the extractor's out_dim must be an int, got {type(out_dim).__name__}")
+        self.gp = _ExactGP(self.likelihood, int(out_dim))
         self.mll = gpytorch.mlls.ExactMarginalLogLikelihood(self.likelihood, self.gp)
 
     def loss(self, batch: Batch) -> torch.Tensor:
@@ -64,8 +72,8 @@ class DeepKernelGP(nn.Module):
     ) -> float:
         """Full-batch training for ``epochs`` Adam steps; returns the last loss (``nan`` if none ran).
 
-        A step that fails numerically (e.g. a non-PD kernel matrix) restores the state before this
-        call and stops, like the reference's roll-back.
+        A step that fails numerically (:data:`NUMERICAL_ERRORS`, e.g. a non-PD kernel matrix) restores the
+        state before this call and stops, like the reference's roll-back.
         """
         if len(batch) < 2 or epochs <= 0:  # BatchNorm cannot train on one point (reference skips it)
             return float("nan")
@@ -78,7 +86,7 @@ class DeepKernelGP(nn.Module):
             try:
                 loss = self.loss(batch)
                 loss.backward()
-            except (RuntimeError, gpytorch.utils.errors.NotPSDError):
+            except NUMERICAL_ERRORS:
                 self.load_state_dict(before)
                 return float("nan")
             opt.step()

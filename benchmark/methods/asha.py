@@ -23,7 +23,8 @@ def asha_rungs(max_epochs: int, min_budget: int = 1, eta: float = 3) -> tuple[in
     """Rung levels in epochs, increasing, the last one ``max_epochs``."""
     if max_epochs < 1 or min_budget < 1 or eta <= 1:
         raise ValueError(f"need max_epochs >= 1, min_budget >= 1, eta > 1; got {max_epochs}, {min_budget}, {eta}")
-    rungs, r = [], float(min(min_budget, max_epochs))
+    rungs: list[int] = []
+    r = float(min(min_budget, max_epochs))
     while r < max_epochs:
         if not rungs or round(r) > rungs[-1]:
             rungs.append(round(r))

@@ -98,7 +98,7 @@ def make_quicktune(
         cost_model = meta_model.cost_model() if cost_aware else None
         if cost_aware and cost_model is None:
             raise ValueError("cost_aware=True needs a meta-trained cost predictor (meta_config cost=True)")
-        net = {"hidden": meta_model.config.hidden, "out_dim": meta_model.config.out_dim,
+        net: dict[str, Any] = {"hidden": meta_model.config.hidden, "out_dim": meta_model.config.out_dim,
                "use_meta": meta_model.config.use_meta, "dropout": meta_model.config.dropout}  # fmt: skip
     else:
         encoder = PipelineEncoder.fit(view.features, view.feature_names)

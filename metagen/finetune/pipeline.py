@@ -103,6 +103,7 @@ def sample_hyperparameters(space: SearchSpace, given: Mapping[str, Any], rng: np
     inactive = sorted(k for k in given if k not in out)
     for k in inactive:
         hp = by_name[k]
+        assert hp.parent is not None  # only a conditional hyperparameter can be inactive
         raise HyperparameterError(
             f"hyperparameter {k} is only active when {hp.parent} is one of {list(hp.parent_values)} "
             f"(here {hp.parent}={out.get(hp.parent)!r}); drop it or set {hp.parent}"

@@ -124,7 +124,7 @@ def curve_length_histogram(lengths: Mapping[str, np.ndarray], path: Path) -> Pat
     bins = np.arange(-0.5, longest + 1.5) if longest <= 100 else np.linspace(0, longest, 51)
     fig, axes = _per_version_axes(len(lengths))
     for ax, (version, values) in zip(axes, lengths.items(), strict=False):
-        ax.hist(values, bins=bins, color="tab:blue")
+        ax.hist(values, bins=bins.tolist(), color="tab:blue")
         ax.set_ylabel("runs")
         ax.set_title(f"{version}: {values.size:,} runs", fontsize=9, loc="left")
     axes[-1].set_xlabel("curve length (epochs)")
@@ -145,7 +145,7 @@ def final_accuracy_histogram(accuracies: Mapping[str, np.ndarray], path: Path) -
     fig, axes = _per_version_axes(len(accuracies))
     bins = np.linspace(0.0, 1.0, 41)
     for ax, (version, values) in zip(axes, accuracies.items(), strict=False):
-        ax.hist(values, bins=bins, color="tab:green")
+        ax.hist(values, bins=bins.tolist(), color="tab:green")
         ax.set_ylabel("runs")
         ax.set_xlim(0.0, 1.0)
         ax.set_title(f"{version}: {values.size:,} runs with a finite final accuracy", fontsize=9, loc="left")

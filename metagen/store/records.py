@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import polars as pl
 import pyarrow as pa
@@ -28,7 +28,7 @@ _RUN_NAMES = frozenset(c.name for c in RUN_COLUMNS)
 _CURVE_NAMES = tuple(c.name for c in CURVE_COLUMNS)
 _CURVE_ONLY_SCHEMA = pa.schema([c.field() for c in CURVE_COLUMNS])
 
-CurveLike = pl.DataFrame | pa.Table | Sequence[Mapping[str, Any]] | None
+CurveLike: TypeAlias = pl.DataFrame | pa.Table | Sequence[Mapping[str, Any]] | None
 
 
 def split_hyperparameters(hps: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -388,7 +388,8 @@ def wait_for_jobs(
             if finished:
                 break
             time.sleep(poll_s)
-    outcomes, errors = [], []
+    outcomes: list[RunOutcome] = []
+    errors: list[str] = []
     for j in jobs:
         try:
             outcomes.extend(RunOutcome(**o) for o in j.result())

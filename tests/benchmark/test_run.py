@@ -111,7 +111,7 @@ def test_a_failing_cell_is_reported_and_retried(bench_store: Path, tmp_path: Pat
                  method_options={"default_model": {"model": "beit_large_patch16_512"}})  # fmt: skip
     summary = run_benchmark(cfg)
     assert summary.done == 0 and len(summary.failed) == 3
-    assert "no candidate in task A" in summary.failed[0].error
+    assert "no candidate in task A" in str(summary.failed[0].error)
     assert "FAILED default_model / A / seed 0" in str(summary)
 
 

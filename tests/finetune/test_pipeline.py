@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -19,8 +21,8 @@ from metagen.search_space import SearchSpace
 from metagen.store.schema import make_run_id, pipeline_id
 
 
-def cfg(**kw) -> FinetuneConfig:
-    base = {"dataset": "unused", "store": "unused", "model": "mobilevit_xxs"}
+def cfg(**kw: Any) -> FinetuneConfig:
+    base: dict[str, Any] = {"dataset": "unused", "store": "unused", "model": "mobilevit_xxs"}
     base.update(kw)
     return FinetuneConfig(**base)
 

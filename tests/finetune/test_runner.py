@@ -52,7 +52,7 @@ def test_run_is_written_with_curve_and_provenance_then_idempotent(tiny_dataset, 
     again = finetune(cfg)
     assert not again.wrote_store and again.status == "ok" and again.n_epochs == 2 and again.elapsed_s == 0.0
     longer = finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=3))
-    assert not longer.wrote_store and "budget of 2 epochs" in longer.message
+    assert not longer.wrote_store and "budget of 2 epochs" in str(longer.message)
 
 
 def test_resume_after_interrupt_and_budget_extension_are_bit_identical(tiny_dataset, tmp_path):
@@ -170,7 +170,7 @@ def test_errors_in_training_are_recorded_not_raised(tiny_dataset, store, tmp_pat
 
     monkeypatch.setattr(loop, "BATCH_HOOK", boom)
     result = finetune(make_cfg(tiny_dataset, store, tmp_path, keep_checkpoint=False))
-    assert result.status == "error" and "boom in the loop" in result.message
+    assert result.status == "error" and "boom in the loop" in str(result.message)
     assert "boom in the loop" in run_of(store, result.run_id)["status_message"]
     assert not (tmp_path / "ckpt" / result.run_id).exists()
 

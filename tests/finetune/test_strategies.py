@@ -110,7 +110,9 @@ def test_amp_step_runs_in_float16_scales_the_loss_and_unscales_before_clipping()
     assert dtypes == [torch.float16] and out["diverged"] == 0
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
     assert scaler.get_scale() == 2.0**10  # finite gradients: the step was taken, the scale kept
-    moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=True)))
+    moved = torch.sqrt(
+        torch.stack([((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=True)]).sum()
+    )
     assert float(moved) == pytest.approx(1e-3, rel=1e-2)  # clipped after unscaling: not 2**10 times larger
     _, _, ref, _, ref_dtypes = step(amp=False)
     assert ref_dtypes == [torch.float32]
@@ -119,7 +121,8 @@ def test_amp_step_runs_in_float16_scales_the_loss_and_unscales_before_clipping()
 
 def test_dropout_rate_reaches_the_head():
     built = build_model("edgenext_xx_small.in1k", 3, weights=WeightsSource("random"), img_size=32, drop=0.3)
-    assert built.model.head.drop.p == 0.3
+    head = built.model.head
+    assert isinstance(head, torch.nn.Module) and isinstance(head.drop, torch.nn.Dropout) and head.drop.p == 0.3
 
 
 def test_stoch_norm_changes_training_but_not_evaluation(tiny_dataset, tmp_path):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
+from linear_operator.utils.errors import NotPSDError
 
-from surrogates.data import EncodedTask
+from surrogates.data import Batch, EncodedTask
 from surrogates.encoding import MetaFeatureScaler, PipelineEncoder
 from surrogates.gp import make_deep_kernel_gp
 from surrogates.nets import DyHPOExtractor, QuickTuneExtractor
@@ -48,3 +50,28 @@ def test_fit_is_deterministic_and_skips_a_single_point():
     np.testing.assert_array_equal(sa, sb)
     # a single training point cannot train BatchNorm: the fit is skipped, nothing breaks
     assert np.isnan(a.fit(train.subset(np.array([0])), 5))
+
+
+def test_a_numerical_failure_rolls_back_and_a_bug_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc, train, _ = _data()
+    model = make_deep_kernel_gp(lambda: DyHPOExtractor(enc.dim), torch.Generator().manual_seed(2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+
+    def not_psd(batch: Batch) -> torch.Tensor:
+        calls.append(1)
+        for p in model.parameters():  # a half-done step that must be rolled back
+            p.data.add_(1.0)
+        raise NotPSDError("matrix not positive definite after jitter")
+
+    monkeypatch.setattr(model, "loss", not_psd)
+    assert np.isnan(model.fit(train, epochs=5)) and calls == [1]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+    def bug(batch: Batch) -> torch.Tensor:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(model, "loss", bug)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        model.fit(train, epochs=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from metagen.sweep.slurm_info import parse_sinfo
 from tests.sweep.conftest import tiny_config
 
 
-def base(**kw: object) -> SweepConfig:
+def base(**kw: Any) -> SweepConfig:
     return replace(SweepConfig(store="/tmp/s", datasets=["/tmp/d"], cluster=SlurmClusterConfig()), **kw)
 
 
