@@ -6,7 +6,6 @@ the same run written twice with the same content is a no-op and with other conte
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -18,6 +17,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
+from metagen.locks import exclusive_lock
 from metagen.store.errors import CompactionLockedError, RunConflictError, StoreError, ValidationError
 from metagen.store.files import read_checked, read_part, read_run_file, write_temp
 from metagen.store.layout import (
@@ -169,17 +169,10 @@ class CompactReport:
 def store_lock(root: str | Path) -> Iterator[None]:
     """Exclusive lock for maintenance of a store (compact); fails fast if another holds it."""
     path = Path(root) / ".compact.lock"
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise CompactionLockedError(
-                f"another `compact` is running on {root} (lock {path}); wait for it to finish"
-            ) from e
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with exclusive_lock(path) as locked:
+        if not locked:
+            raise CompactionLockedError(f"another `compact` is running on {root} (lock {path}); wait for it to finish")
+        yield
 
 
 def compact(root: str | Path, stale_temp_after_s: float = 600.0) -> CompactReport:

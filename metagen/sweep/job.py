@@ -12,7 +12,6 @@ its exception is recorded in ``<sweep_dir>/failures/<run_id>.json`` and the next
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -26,6 +25,7 @@ from typing import Any
 
 from submitit.helpers import Checkpointable, DelayedSubmission
 
+from metagen.locks import exclusive_lock
 from metagen.sweep.config import SweepConfig
 from metagen.sweep.plan import RunSpec
 
@@ -195,17 +195,8 @@ def run_lock(checkpoint_dir: str | Path, run_id: str) -> Iterator[bool]:
     The lock is an ``flock`` on ``<checkpoint_dir>/_sweep/locks/<run_id>.lock``: the kernel drops it when
     its process dies, so a killed job never leaves a run locked.
     """
-    path = _state_dir(checkpoint_dir, "locks") / f"{run_id}.lock"
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive_lock(_state_dir(checkpoint_dir, "locks") / f"{run_id}.lock") as locked:
+        yield locked
 
 
 def drop_lock(checkpoint_dir: str | Path, run_id: str) -> None:

@@ -7,7 +7,6 @@ plan on the configured cluster. Both are what ``python -m metagen.sweep`` calls.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import signal
 import threading
 import time
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from metagen.locks import exclusive_lock
 from metagen.sweep.checks import check_config, check_hub, check_slurm_request, check_writable, space_for_weights
 from metagen.sweep.config import LocalClusterConfig, SlurmClusterConfig, SweepConfig
 from metagen.sweep.errors import ClusterError, StoreNotWritableError, SweepConfigError, SweepError
@@ -222,17 +222,12 @@ def launch_lock(sweep_dir: Path) -> Iterator[None]:
         ClusterError: another launch of this sweep is running (planning, submitting or running in-process).
     """
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(sweep_dir / ".launch.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
+    with exclusive_lock(sweep_dir / ".launch.lock") as locked:
+        if not locked:
             raise ClusterError(
                 f"another launch of this sweep is running (lock {sweep_dir / '.launch.lock'}); wait for it to end"
-            ) from e
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            )
+        yield
 
 
 def launch(cfg: SweepConfig, prepared: Prepared | None = None, progress: bool = True) -> LaunchReport:
