@@ -118,7 +118,7 @@ def replay(
     Args:
         task: the task (its curves stay hidden from the optimizer).
         optimizer: a fresh optimizer built on ``task.view``.
-        budget_s: simulated seconds (default: the version's budget, see ``VERSION_BUDGETS``);
+        budget_s: simulated seconds (default: the version's budget, see ``metagen.versions.VERSIONS``);
             ``inf`` runs until the optimizer is exhausted.
         overhead: ``"none"`` | ``"measured"`` | seconds per step (see :mod:`benchmark.clock`).
         n_workers: simulated workers training in parallel.

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from metagen.finetune.config import DEFAULT_EPOCHS, PRETRAINED_CHOICES, FinetuneConfig
+from metagen.finetune.config import PRETRAINED_CHOICES, FinetuneConfig
 from metagen.finetune.errors import DatasetNotFoundError, FinetuneConfigError, HyperparameterError, UnknownModelError
 from metagen.search_space import Hyperparameter, SearchSpace
 from metagen.store.schema import make_run_id, pipeline_id
+from metagen.versions import DEFAULT_EPOCHS
 
 EXTRA_MODELS: dict[str, str] = {
     "efficientnet_lite0": "efficientnet_lite0.ra_in1k",

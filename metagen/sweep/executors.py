@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from metagen.sweep.config import LocalClusterConfig, SlurmClusterConfig, SweepConfig
 from metagen.sweep.errors import SweepConfigError
-
-TIME_MARGIN_MIN = 15
-"""Minutes added to a run's cap when no time per run is configured for its version."""
+from metagen.versions import slurm_minutes
 
 
 def job_name(cfg: SweepConfig) -> str:
@@ -37,7 +34,7 @@ def time_min_per_run(cfg: SweepConfig) -> int:
             f"version {cfg.version!r} has no cluster.time_min_per_run entry and the runs have no cap_s; "
             f"set cluster.time_min_per_run.{cfg.version}=MINUTES or cap_s=SECONDS"
         )
-    return math.ceil(cap / 60) + TIME_MARGIN_MIN
+    return slurm_minutes(cap)
 
 
 def job_time_min(cfg: SweepConfig, runs_in_job: int) -> int:
