@@ -43,6 +43,11 @@ class FinetuneConfig:
         weights_file: a local state-dict file (.safetensors / .pth / .bin) of the model's timm architecture.
         img_size: input resolution; ``None`` = the model's pretrained default (the reference's policy).
             Another value becomes part of the pipeline id.
+        crop_scale_min: train recipe, smallest RandomResizedCrop area fraction; ``None`` = timm's ImageNet 0.08,
+            raised to the dataset's declared ``min_crop_scale``.
+        hflip: train recipe, horizontal-flip probability; ``None`` = 0.5, or 0 where the dataset declares no flips.
+        color_jitter: train recipe, ColorJitter strength; ``None`` = 0.4, capped by the dataset's declaration.
+            The recipe is stored with the run and joins the pipeline id where it differs from 0.08 / 0.5 / 0.4.
         device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N``.
         deterministic: deterministic algorithms (bit-identical curves on CPU, also across resumes).
         num_workers: data-loader worker processes (0 = load in the training process).
@@ -66,6 +71,9 @@ class FinetuneConfig:
     pretrained: str = "auto"
     weights_file: str | None = None
     img_size: int | None = None
+    crop_scale_min: float | None = None
+    hflip: float | None = None
+    color_jitter: float | None = None
     device: str = "auto"
     deterministic: bool = False
     num_workers: int = 0
