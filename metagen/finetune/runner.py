@@ -5,9 +5,9 @@ training) -> return at once if the store holds the run -> resume from the run's 
 is one -> train, checkpointing after every epoch -> write the run with its status:
 
 * ok: the epoch budget was trained;
-* diverged: a training loss was NaN/inf (that epoch is kept with NaN values), or an epoch's mean training
-  loss exploded beyond ``DIVERGED_LOSS_FACTOR`` x ln(classes), the loss of a uniform guess (that epoch is
-  kept, evaluated);
+* diverged: a training loss was NaN/inf (that epoch is kept with NaN values), or an epoch's mean
+  classification loss (the training loss without regulariser penalties) exploded beyond
+  ``DIVERGED_LOSS_FACTOR`` x ln(classes), the loss of a uniform guess (that epoch is kept, evaluated);
 * timeout: the wall-clock cap (train + eval time, accumulated across resumes) was reached; the
   epoch in progress is dropped, the curve so far kept;
 * oom: out of memory even at ``min_batch_size`` (the batch size is halved and the run restarted first);
@@ -51,8 +51,9 @@ from metagen.store.schema import make_run_id, pipeline_id
 StopFn = Callable[[], bool]
 
 DIVERGED_LOSS_FACTOR = 100.0
-"""A finite mean training loss above this many times ln(num_classes) (cross-entropy of a uniform guess) marks
-the run diverged: no run of the space gets there while learning (regularizer weights are <= 0.1)."""
+"""A mean classification loss above this many times ln(num_classes) (cross-entropy of a uniform guess) marks the
+run diverged: its logits blew up. The penalties of L2-SP/DELTA/BSS are left out of the test, as they can be
+large from the first step without any divergence (DELTA compares train-mode and eval-mode features)."""
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ class _Run:
                     break
                 check()
                 ev = evaluate(model, val_loader, device, self.amp, self.num_classes)
-                exploded = tr["train_loss"] > DIVERGED_LOSS_FACTOR * max(math.log(self.num_classes), 1.0)
+                exploded = tr["train_ce"] > DIVERGED_LOSS_FACTOR * max(math.log(self.num_classes), 1.0)
             except StopEpoch as s:
                 if s.reason == "stop":
                     raise Interrupted(self.run_id, epoch) from None
@@ -296,7 +297,7 @@ class _Run:
                 curve.append(self._row(epoch, tr, ev, t1 - t0, t2 - t1, lr))
                 status = "diverged"
                 k = self.num_classes
-                message = (f"training loss {tr['train_loss']:.4g} in epoch {epoch + 1} exceeds "
+                message = (f"classification loss {tr['train_ce']:.4g} in epoch {epoch + 1} exceeds "
                            f"{DIVERGED_LOSS_FACTOR:g} x ln({k}) (a uniform guess scores ln({k}))")  # fmt: skip
                 break
             scheduler.step(epoch + 1, ev["eval_top1"])

@@ -119,6 +119,12 @@ class SweepConfig:
     pretrained: str = "auto"
     # input resolution; null = each model's default; another value becomes part of the pipeline id
     img_size: int | None = None
+    # train recipe: smallest RandomResizedCrop area; null = timm's ImageNet 0.08 raised to what the dataset tolerates
+    crop_scale_min: float | None = None
+    # train recipe: horizontal-flip probability; null = 0.5, or 0 for datasets that declare no flips
+    hflip: float | None = None
+    # train recipe: ColorJitter strength; null = 0.4 capped by the dataset's declaration
+    color_jitter: float | None = None
     # auto | cpu | cuda | cuda:N
     device: str = "auto"
     # deterministic algorithms (bit-identical curves on CPU, also across resumes)

@@ -52,6 +52,9 @@ class RunSettings:
     cap_s: float | None
     pretrained: str
     img_size: int | None
+    crop_scale_min: float | None
+    hflip: float | None
+    color_jitter: float | None
     device: str
     deterministic: bool
     num_workers: int
@@ -73,6 +76,9 @@ class RunSettings:
             cap_s=cfg.run_cap_s(),
             pretrained=cfg.pretrained,
             img_size=cfg.img_size,
+            crop_scale_min=cfg.crop_scale_min,
+            hflip=cfg.hflip,
+            color_jitter=cfg.color_jitter,
             device=cfg.device,
             deterministic=cfg.deterministic,
             num_workers=cfg.num_workers,
@@ -102,6 +108,9 @@ def finetune_config(settings: RunSettings, dataset: str, model: str, hp: dict[st
         search_space=settings.search_space,
         pretrained=settings.pretrained,
         img_size=settings.img_size,
+        crop_scale_min=settings.crop_scale_min,
+        hflip=settings.hflip,
+        color_jitter=settings.color_jitter,
         device=settings.device,
         deterministic=settings.deterministic,
         num_workers=settings.num_workers,

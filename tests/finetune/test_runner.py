@@ -231,7 +231,8 @@ def test_a_dataset_of_the_same_name_with_other_content_is_refused_before_trainin
 
 def test_an_exploding_training_loss_is_stored_as_diverged(tiny_dataset, store, tmp_path, monkeypatch):
     def exploding(parts, loader, check):
-        return {"train_loss": 49000.0, "head_grad_norm": 1.0, "backbone_grad_norm": 1.0, "diverged": 0}
+        return {"train_loss": 49000.0, "train_ce": 48000.0, "head_grad_norm": 1.0, "backbone_grad_norm": 1.0,
+                "diverged": 0}  # fmt: skip
 
     monkeypatch.setattr(runner, "train_epoch", exploding)
     result = finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=3))
