@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--warmup-steps", type=int, default=200)
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    pt.add_argument("--progress-steps", type=int, default=100, help="log progress every N steps (0: per epoch only)")
     ls = sub.add_parser("list", help="list the cards of a hub folder")
     ls.add_argument("hub", type=Path)
     return p
@@ -66,7 +67,14 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
         )
         corpus = CORPORA[args.corpus](args.resolution)
-        card = pretrain(settings, args.out, corpus, threads=args.threads, log=lambda s: print(s, flush=True))
+        card = pretrain(
+            settings,
+            args.out,
+            corpus,
+            threads=args.threads,
+            log=lambda s: print(s, flush=True),
+            progress_steps=args.progress_steps,
+        )
     except (HubCardError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

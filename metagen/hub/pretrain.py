@@ -273,6 +273,7 @@ def pretrain(
     threads: int | None = None,
     log: Callable[[str], None] = print,
     stop_after_epoch: int | None = None,
+    progress_steps: int | None = None,
 ) -> HubCard | None:
     """Pretrain, checkpointing every epoch, and write ``<out_dir>/<card_id>/`` (weights and card).
 
@@ -285,6 +286,7 @@ def pretrain(
         threads: torch intra-op threads (``None`` = torch's default); recorded in the card.
         log: receives one progress line per epoch.
         stop_after_epoch: stop (checkpoint kept, no card) after this epoch; for tests of resuming.
+        progress_steps: also log the mean train loss and CPU time every this many steps of an epoch.
 
     Returns:
         The card, or ``None`` when stopped early by ``stop_after_epoch``.
@@ -348,6 +350,11 @@ def pretrain(
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.item()
+                if progress_steps and (b + 1) % progress_steps == 0 and b + 1 < steps_per_epoch:
+                    log(
+                        f"{settings.card_id}: epoch {epoch + 1} step {b + 1}/{steps_per_epoch} "
+                        f"loss {loss_sum / (b + 1):.4f} cpu {cpu_before + time.process_time() - cpu0:.0f}s"
+                    )
         top1 = evaluate(model, corpus, mean, std)
         row = {
             "epoch": epoch + 1,

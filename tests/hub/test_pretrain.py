@@ -105,10 +105,16 @@ def test_schedule_and_augmentation():
 
 def test_cli_pretrains_the_synthetic_corpus_and_lists_it(tmp_path, capsys):
     argv = ["pretrain", "--model", ARCH, "--out", str(tmp_path), "--corpus", "synth", "--resolution", "32"]
-    argv += ["--epochs", "1", "--images", "32", "--batch-size", "16", "--warmup-steps", "1", "--threads", "1"]
+    argv += ["--epochs", "1", "--images", "32", "--batch-size", "16", "--warmup-steps", "1", "--threads", "1",
+             "--progress-steps", "1"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "epoch 1/1" in out and "wrote " in out and "card:edgenext_xx_small.synth32@sha256:" in out
+    assert (
+        "epoch 1 step 1/2 loss" in out
+        and "epoch 1/1" in out
+        and "wrote " in out
+        and "card:edgenext_xx_small.synth32@sha256:" in out
+    )
     assert main(argv) == 2
     assert "exists already" in capsys.readouterr().err
     assert main(["list", str(tmp_path)]) == 0
