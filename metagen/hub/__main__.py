@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from metagen.hub.card import HubCardError, list_cards
-from metagen.hub.pretrain import CORPORA, PretrainSettings, pretrain
+from metagen.hub.pretrain import CORPORA, PretrainSettings, check_settings, pretrain
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             warmup_steps=args.warmup_steps,
             seed=args.seed,
         )
+        check_settings(settings)  # before the corpus is read
+        if (args.out / settings.card_id).exists():
+            raise HubCardError(f"{args.out / settings.card_id} exists already; delete it to pretrain again")
         corpus = CORPORA[args.corpus](args.resolution)
         card = pretrain(
             settings,

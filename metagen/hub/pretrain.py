@@ -170,8 +170,8 @@ class PretrainSettings:
         return f"{self.architecture}.{self.corpus}{self.resolution}"
 
 
-def validate(settings: PretrainSettings, corpus: Corpus) -> int:
-    """Check the settings against the corpus before any compute; returns the images per epoch.
+def check_settings(settings: PretrainSettings) -> None:
+    """The checks that need no corpus (run before loading one).
 
     Raises:
         HubCardError: an unknown architecture, or a value out of range (named in the message).
@@ -179,17 +179,31 @@ def validate(settings: PretrainSettings, corpus: Corpus) -> int:
     timm = import_timm()
     if settings.architecture not in timm.list_models():
         raise HubCardError(f"unknown timm architecture {settings.architecture!r}; see timm.list_models()")
+    checks = [
+        (settings.epochs >= 1, f"epochs={settings.epochs} must be at least 1"),
+        (settings.images is None or settings.images >= 1, f"images={settings.images} must be at least 1"),
+        (settings.batch_size >= 1, f"batch_size={settings.batch_size} must be at least 1"),
+        (settings.lr > 0, f"lr={settings.lr} must be positive"),
+        (settings.warmup_steps >= 0, f"warmup_steps={settings.warmup_steps} must be >= 0"),
+        (0 <= settings.pad < settings.resolution, f"pad={settings.pad} must be in 0..{settings.resolution - 1}"),
+    ]
+    for ok, why in checks:
+        if not ok:
+            raise HubCardError(why)
+
+
+def validate(settings: PretrainSettings, corpus: Corpus) -> int:
+    """Check the settings, also against the corpus, before any compute; returns the images per epoch.
+
+    Raises:
+        HubCardError: an unknown architecture, or a value out of range (named in the message).
+    """
+    check_settings(settings)
     n = len(corpus.train_labels)
     per_epoch = n if settings.images is None else settings.images
     checks = [
-        (settings.epochs >= 1, f"epochs={settings.epochs} must be at least 1"),
-        (1 <= per_epoch <= n, f"images={per_epoch} must be in 1..{n} (the {corpus.train_split} split's size)"),
-        (
-            1 <= settings.batch_size <= per_epoch,
-            f"batch_size={settings.batch_size} must be in 1..images ({per_epoch})",
-        ),
-        (settings.lr > 0, f"lr={settings.lr} must be positive"),
-        (0 <= settings.pad < settings.resolution, f"pad={settings.pad} must be in 0..{settings.resolution - 1}"),
+        (per_epoch <= n, f"images={per_epoch} must be in 1..{n} (the {corpus.train_split} split's size)"),
+        (settings.batch_size <= per_epoch, f"batch_size={settings.batch_size} must be in 1..images ({per_epoch})"),
         (corpus.resolution == settings.resolution, f"corpus is {corpus.resolution} px, not {settings.resolution}"),
     ]
     for ok, why in checks:
@@ -218,9 +232,14 @@ def augment(x: torch.Tensor, pad: int, hflip: bool, gen: torch.Generator) -> tor
     return x
 
 
+def warmup_steps(total: int, settings: PretrainSettings) -> int:
+    """Linear warmup steps of a run of ``total`` steps (``settings.warmup_steps``, at most ``total - 1``)."""
+    return min(settings.warmup_steps, max(total - 1, 0))
+
+
 def lr_at(step: int, total: int, settings: PretrainSettings) -> float:
     """Learning rate of a step: linear warmup, then cosine decay to 0 over the remaining steps."""
-    warm = min(settings.warmup_steps, max(total - 1, 0))
+    warm = warmup_steps(total, settings)
     if step < warm:
         return settings.lr * (step + 1) / warm
     frac = (step - warm) / max(total - warm, 1)
@@ -396,6 +415,7 @@ def _finish(
     """Write the weights and the card into ``partial``, then rename it to ``final``."""
     from safetensors.torch import save_file
 
+    total = (per_epoch // settings.batch_size) * settings.epochs
     weights = partial / WEIGHTS_FILE
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights), metadata={"card_id": settings.card_id, "architecture": settings.architecture})
@@ -421,9 +441,9 @@ def _finish(
             "lr": settings.lr,
             "weight_decay": settings.weight_decay,
             "betas": list(settings.betas),
-            "schedule": f"per-step cosine to 0 after {min(settings.warmup_steps, per_epoch)} linear warmup steps",
+            "schedule": f"per-step cosine to 0 after {warmup_steps(total, settings)} linear warmup steps",
             "batch_size": settings.batch_size,
-            "steps": (per_epoch // settings.batch_size) * settings.epochs,
+            "steps": total,
             "label_smoothing": settings.label_smoothing,
             "augmentation": (
                 f"random {settings.resolution}-px crop of the image zero-padded by {settings.pad} px"
