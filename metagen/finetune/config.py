@@ -38,9 +38,12 @@ class FinetuneConfig:
         hp: hyperparameters given explicitly; the others are sampled from the search space with ``seed``.
         search_space: name of the search space under ``conf/search_spaces``.
         max_params_m: only sample models up to this many million parameters (``None`` = all).
-        pretrained: ``auto`` (hub, else a local weights file or package), ``hub``, ``file`` (``weights_file``)
-            or ``none`` (random init; becomes part of the pipeline id).
+        pretrained: ``auto`` (``weights_file`` if given, else the Hugging Face hub, else the architecture's
+            card in ``hub_dir``, else an offline package), ``hub``, ``file`` (``weights_file``) or ``none``
+            (random init; becomes part of the pipeline id).
         weights_file: a local state-dict file (.safetensors / .pth / .bin) of the model's timm architecture.
+        hub_dir: a local hub folder of pretrained-weight cards (``python -m metagen.hub``); ``auto`` uses the
+            card of the model's architecture after the Hugging Face hub. ``None`` = no local hub.
         img_size: input resolution; ``None`` = the model's pretrained default (the reference's policy).
             Another value becomes part of the pipeline id.
         crop_scale_min: train recipe, smallest RandomResizedCrop area fraction; ``None`` = timm's ImageNet 0.08,
@@ -70,6 +73,7 @@ class FinetuneConfig:
     max_params_m: float | None = None
     pretrained: str = "auto"
     weights_file: str | None = None
+    hub_dir: str | None = None
     img_size: int | None = None
     crop_scale_min: float | None = None
     hflip: float | None = None

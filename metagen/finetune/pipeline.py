@@ -118,6 +118,10 @@ def check_run_settings(cfg: FinetuneConfig) -> None:
         raise FinetuneConfigError(f"pretrained={cfg.pretrained!r} is not allowed; allowed: {list(PRETRAINED_CHOICES)}")
     if cfg.pretrained == "file" and not cfg.weights_file:
         raise FinetuneConfigError("pretrained=file needs weights_file=PATH (a state dict of the timm architecture)")
+    if cfg.hub_dir is not None and not Path(cfg.hub_dir).is_dir():
+        raise FinetuneConfigError(
+            f"hub_dir={cfg.hub_dir} is not a folder; give a local hub folder of cards (python -m metagen.hub) or null"
+        )
     if cfg.epochs < 1:
         raise FinetuneConfigError(f"epochs={cfg.epochs} must be at least 1")
     if cfg.schedule_epochs < cfg.epochs:

@@ -426,7 +426,7 @@ def finetune(
                 "result, so extend it into another store (its checkpoint resumes it)"
             )
         return FinetuneResult(run_id, stored["status"], stored["n_epochs"], None, False, 0.0, note)
-    weights = resolve_weights(model_name, cfg.pretrained, cfg.weights_file)
+    weights = resolve_weights(model_name, cfg.pretrained, cfg.weights_file, cfg.hub_dir)
     if float(hps["cotuning_reg"]) > 0 and weights.kind == "random":
         raise FinetuneConfigError(
             "cotuning_reg > 0 needs the pretrained source head, which pretrained=none lacks; set hp.cotuning_reg=0"

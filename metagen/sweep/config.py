@@ -117,6 +117,9 @@ class SweepConfig:
     cap_s: float | None = None
     # pretrained weights: auto | hub | file | none (random init; part of the pipeline id)
     pretrained: str = "auto"
+    # local hub folder of pretrained-weight cards (python -m metagen.hub); pretrained=auto uses the card of a
+    # model's architecture when the Hugging Face hub has no weights for it; null = no local hub
+    hub_dir: str | None = None
     # input resolution; null = each model's default; another value becomes part of the pipeline id
     img_size: int | None = None
     # train recipe: smallest RandomResizedCrop area; null = timm's ImageNet 0.08 raised to what the dataset tolerates

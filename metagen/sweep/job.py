@@ -51,6 +51,7 @@ class RunSettings:
     schedule_epochs: int
     cap_s: float | None
     pretrained: str
+    hub_dir: str | None
     img_size: int | None
     crop_scale_min: float | None
     hflip: float | None
@@ -75,6 +76,7 @@ class RunSettings:
             schedule_epochs=cfg.schedule_epochs,
             cap_s=cfg.run_cap_s(),
             pretrained=cfg.pretrained,
+            hub_dir=str(Path(cfg.hub_dir).expanduser().resolve()) if cfg.hub_dir is not None else None,
             img_size=cfg.img_size,
             crop_scale_min=cfg.crop_scale_min,
             hflip=cfg.hflip,
@@ -107,6 +109,7 @@ def finetune_config(settings: RunSettings, dataset: str, model: str, hp: dict[st
         hp=dict(hp),
         search_space=settings.search_space,
         pretrained=settings.pretrained,
+        hub_dir=settings.hub_dir,
         img_size=settings.img_size,
         crop_scale_min=settings.crop_scale_min,
         hflip=settings.hflip,
