@@ -47,6 +47,9 @@ VERSIONS: dict[str, Version] = {
     # The bundled CPU meta-dataset (stores/qt-cpu10): 60 s per run, 20 epochs with the schedule laid out
     # over them; a few CPU-hours on 2 cores (data_cards/qt-cpu10.md). No default HPO budget.
     "cpu10": Version("cpu10", cap_s=60.0, epochs=20, schedule_epochs=20, budget_s=None),
+    # The bundled meta-dataset stores/offline10-64px: 20 epochs with the schedule laid out over them, and a
+    # 600 s cap of train+eval time that guards against stuck runs without cutting curves (conf/version/offline64.yaml).
+    "offline64": Version("offline64", cap_s=600.0, epochs=20, schedule_epochs=20, budget_s=None),
 }
 """Every version with defaults; other names are allowed wherever a version is named, without defaults."""
 

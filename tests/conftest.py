@@ -21,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EXTRA_DIRS: dict[str, tuple[str, ...]] = {
     "finetune": ("torch", "timm"),
+    "hub": ("torch", "timm"),
     "surrogates": ("torch", "gpytorch"),
     "sweep": ("torch", "timm", "submitit"),
 }

@@ -17,7 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("metagen", "benchmark", "surrogates", "benchmarks")
 HEAVY = ("torch", "timm", "torchvision", "gpytorch", "submitit")
 
-LEAVES = ("metagen.versions", "metagen.slurm", "metagen.locks", "metagen.search_space", "metagen._timm")
+LEAVES = (
+    "metagen.versions",
+    "metagen.slurm",
+    "metagen.locks",
+    "metagen.search_space",
+    "metagen._timm",
+    "metagen.hub.card",
+)
 """Modules that import nothing of ours."""
 
 FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
@@ -39,6 +46,7 @@ TORCH_FREE = (
     "metagen.locks",
     "metagen.search_space",
     "metagen.finetune.config",
+    "metagen.hub.card",
     "benchmark",
     "surrogates.folds",
     "surrogates.encoding",

@@ -32,10 +32,18 @@ class TrainingSettings:
             (the reference always used 50). A value other than 50 becomes part of the pipeline id.
         seed: seed of everything random in the run (sampling of missing hyperparameters included); in a
             sweep also the seed of the pipeline sampling.
-        pretrained: ``auto`` (hub, else a local weights file or package), ``hub``, ``file`` (``weights_file``)
-            or ``none`` (random init; becomes part of the pipeline id).
+        pretrained: ``auto`` (``weights_file`` if given, else the Hugging Face hub, else the architecture's
+            card in ``hub_dir``, else an offline package), ``hub``, ``file`` (``weights_file``) or ``none``
+            (random init; becomes part of the pipeline id).
+        hub_dir: a local hub folder of pretrained-weight cards (``python -m metagen.hub``); ``auto`` uses the
+            card of the model's architecture after the Hugging Face hub. ``None`` = no local hub.
         img_size: input resolution; ``None`` = the model's pretrained default (the reference's policy).
             Another value becomes part of the pipeline id.
+        crop_scale_min: train recipe, smallest RandomResizedCrop area fraction; ``None`` = timm's ImageNet 0.08,
+            raised to the dataset's declared ``min_crop_scale``.
+        hflip: train recipe, horizontal-flip probability; ``None`` = 0.5, or 0 where the dataset declares no flips.
+        color_jitter: train recipe, ColorJitter strength; ``None`` = 0.4, capped by the dataset's declaration.
+            The recipe is stored with the run and joins the pipeline id where it differs from 0.08 / 0.5 / 0.4.
         device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N``.
         deterministic: deterministic algorithms (bit-identical curves on CPU, also across resumes).
         num_workers: data-loader worker processes (0 = load in the training process).
@@ -48,7 +56,11 @@ class TrainingSettings:
     schedule_epochs: int = DEFAULT_EPOCHS
     seed: int = 0
     pretrained: str = "auto"
+    hub_dir: str | None = None
     img_size: int | None = None
+    crop_scale_min: float | None = None
+    hflip: float | None = None
+    color_jitter: float | None = None
     device: str = "auto"
     deterministic: bool = False
     num_workers: int = 0
@@ -63,8 +75,8 @@ class TrainingSettings:
 class FinetuneConfig(TrainingSettings):
     """One finetuning run: a pipeline (model + hyperparameters) trained on one dataset with one seed.
 
-    The fields shared with a sweep (store, version, epochs, schedule length, seed, weights, image size,
-    device, determinism, workers, threads): :class:`TrainingSettings`. Its own:
+    The fields shared with a sweep (store, version, epochs, schedule length, seed, weights, local hub, image
+    size, train recipe, device, determinism, workers, threads): :class:`TrainingSettings`. Its own:
 
     Attributes:
         dataset: folder of a Meta-Album-layout dataset (labels.csv, images/, info.json).

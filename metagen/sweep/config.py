@@ -90,7 +90,8 @@ class SweepConfig(TrainingSettings):
 
     The settings every run of the sweep shares with ``python -m metagen.finetune`` (store, which is created
     if missing, version, epochs, schedule_epochs, seed, which also seeds the pipeline sampling, pretrained,
-    img_size, device, deterministic, num_workers, num_threads) and their meaning:
+    hub_dir, img_size, the train recipe crop_scale_min / hflip / color_jitter, device, deterministic,
+    num_workers, num_threads) and their meaning:
     :class:`metagen.finetune.config.TrainingSettings`. The sweep's own fields follow.
     """
 

@@ -46,7 +46,8 @@ def requeue_limit_message(requeues: int, max_requeues: int) -> str:
 @dataclass
 class RunSettings(TrainingSettings):
     """What every run of a sweep shares: the :class:`~metagen.finetune.config.TrainingSettings` of the sweep
-    (``store`` absolute; ``seed`` is the sweep's, each run trains with its :class:`RunSpec`'s seed) and these.
+    (``store`` and ``hub_dir`` absolute; ``seed`` is the sweep's, each run trains with its :class:`RunSpec`'s
+    seed) and these.
 
     Attributes:
         cap_s: the per-run cap in seconds (the version's when the sweep sets none).
@@ -68,7 +69,11 @@ class RunSettings(TrainingSettings):
     def from_config(cls, cfg: SweepConfig) -> RunSettings:
         """The settings of a sweep config (paths made absolute)."""
         return cls(
-            **{**cfg.training_settings(), "store": str(Path(cfg.store).expanduser().resolve())},
+            **{
+                **cfg.training_settings(),
+                "store": str(Path(cfg.store).expanduser().resolve()),
+                "hub_dir": str(Path(cfg.hub_dir).expanduser().resolve()) if cfg.hub_dir is not None else None,
+            },
             cap_s=cfg.run_cap_s(),
             keep_checkpoints=cfg.keep_checkpoints,
             search_space=cfg.hub.search_space,
