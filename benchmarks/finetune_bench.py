@@ -6,7 +6,7 @@ store write. The runner's epoch time is train + eval (from its curve) + the chec
 (timed here). Epoch 1 is warm-up and not counted; each figure is the minimum over ``--repeats``
 runs, interleaved, of the mean over the remaining epochs (the machine may be shared).
 
-    python benchmarks/finetune_bench.py [--models dla46x_c mobilevit_xxs edgenext_xx_small]
+    python -m benchmarks.finetune_bench [--models dla46x_c mobilevit_xxs edgenext_xx_small]
         [--img-size 64] [--epochs 4] [--batch-size 32] [--threads 2] [--repeats 2]
 
 Target: overhead (runner / plain - 1) under 10 %.

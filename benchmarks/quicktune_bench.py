@@ -1,6 +1,6 @@
 """Overhead of DyHPO / Quick-Tune BO steps and meta-training time per fold, on the synthetic paper profile.
 
-    .venv/bin/python benchmarks/quicktune_bench.py [--store /tmp/paper] [--steps 7] [--reference-meta]
+    .venv/bin/python -m benchmarks.quicktune_bench [--store /tmp/paper] [--steps 7] [--reference-meta]
 
 1. Meta-training time per fold (fold 0 of the paper's 5-fold split of each version; cached fits are
    not reused: every fold is trained here). Subsampling: our default runs 2,000 iterations of one
@@ -24,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.methods.dyhpo import DyHPO
 from benchmark.methods.gp_common import SCHEDULES, GrayBoxBO

@@ -6,7 +6,7 @@ and from the original aggregated JSON layout (``<version>/<curve>.json`` + ``arg
 this script writes from the same data), and compares sizes on disk. Both are read warm (files in
 the page cache); the best of ``--repeat`` runs is reported.
 
-    python benchmarks/store_bench.py [--store DIR] [--workdir DIR] [--repeat 3]
+    python -m benchmarks.store_bench [--store DIR] [--workdir DIR] [--repeat 3]
 """
 
 from __future__ import annotations

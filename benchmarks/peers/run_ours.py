@@ -4,7 +4,7 @@ A stopgap for the peer comparison while ``python -m benchmark.run`` is not avail
 ``benchmark.task.load_tasks``, ``benchmark.registry.make_optimizer`` and ``benchmark.replay.replay`` (overhead
 ``none``, one worker: the peer's setting). Run with the project's venv:
 
-    .venv/bin/python benchmarks/peers/run_ours.py --store STORE --version micro --datasets BCT --seeds 0 1 --out DIR
+    .venv/bin/python -m benchmarks.peers.run_ours --store STORE --version micro --datasets BCT --seeds 0 1 --out DIR
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmark.registry import make_optimizer
 from benchmark.replay import replay
