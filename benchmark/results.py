@@ -133,9 +133,13 @@ MUST_MATCH = ("store_hash", "version", "budget_s", "overhead", "workers")
 """run.json fields a resumed run must share with the first one (else its cells would not compare)."""
 
 
-def merge_run_record(out: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+def merge_run_record(
+    out: str | Path, record: dict[str, Any], defaults: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Writes ``run.json`` for this run, merged with an earlier run's (methods, seeds and datasets
-    are united); :class:`ResultsError` if the earlier run differs in a :data:`MUST_MATCH` field."""
+    are united); :class:`ResultsError` if the earlier run differs in a :data:`MUST_MATCH` field or in a
+    method's options. ``defaults`` (per method) fills options an earlier record does not list, so a record
+    written when fewer defaults were recorded still matches a run with the same effective options."""
     path = Path(out) / RUN_FILE
     merged = dict(record)
     if path.is_file():
@@ -151,7 +155,8 @@ def merge_run_record(out: str | Path, record: dict[str, Any]) -> dict[str, Any]:
                 )
         old_options, new_options = old.get("method_options", {}), record.get("method_options", {})
         for m in sorted(set(old_options) & set(new_options)):
-            if old_options[m] != new_options[m]:
+            filled = _as_json({**(defaults or {}).get(m, {}), **old_options[m]})
+            if filled != _as_json(new_options[m]):
                 raise ResultsError(
                     f"{Path(out)} holds results of method '{m}' with options {old_options[m]}, now {new_options[m]}; "
                     "use another out= directory, or delete the old results"
@@ -165,6 +170,11 @@ def merge_run_record(out: str | Path, record: dict[str, Any]) -> dict[str, Any]:
     tmp.write_text(json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
     return merged
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as ``run.json`` stores it (tuples as lists, other objects as strings)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def read_run_record(out: str | Path) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from benchmark.cells import CellJob, CellOutcome, run_cell
 from benchmark.clock import OverheadPolicy
 from benchmark.config import RunConfig
-from benchmark.registry import spec
+from benchmark.registry import default_options, method_options, spec
 from benchmark.results import merge_run_record, store_hash
 from benchmark.task import default_budget, list_datasets, load_tasks
 
@@ -65,9 +65,8 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
         raise ValueError(f"method_options for methods not in methods={list(cfg.methods)}: {unknown}")
     options: dict[str, dict[str, Any]] = {}
     for m in cfg.methods:
-        s = spec(m)
-        s.load()  # fail fast on methods that cannot be imported
-        options[m] = {**s.options, **dict(cfg.method_options.get(m, {}))}
+        spec(m).load()  # fail fast on methods that cannot be imported
+        options[m] = method_options(m, cfg.method_options.get(m, {}))
     budget = float(cfg.budget_s) if cfg.budget_s is not None else default_budget(cfg.version)
     if not budget > 0:
         raise ValueError(f"budget_s must be positive, got {cfg.budget_s}")
@@ -120,7 +119,7 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
     """Plans, skips finished cells, replays the rest (``cfg.jobs`` processes) and writes ``run.json``."""
     t0 = time.perf_counter()
     jobs, record = plan(cfg)
-    merge_run_record(cfg.out, record)
+    merge_run_record(cfg.out, record, defaults={m: default_options(m) for m in cfg.methods})
     todo = [j for j in jobs if not j.path.is_file()]
     summary = RunSummary(out=str(cfg.out), planned=len(jobs), skipped=len(jobs) - len(todo))
     bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not cfg.progress or not todo)

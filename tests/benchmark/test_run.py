@@ -13,7 +13,7 @@ import pytest
 
 from benchmark.config import RunConfig
 from benchmark.figures import make_figures
-from benchmark.registry import UnknownMethodError, method_names
+from benchmark.registry import UnknownMethodError, method_names, method_options
 from benchmark.results import RESULT_SCHEMA, ResultsError, cell_files, cell_path, load_results, parse_cell_path
 from benchmark.runner import plan, run_benchmark
 from benchmark.task import TaskError
@@ -152,3 +152,20 @@ print("clean")
 """
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "clean" in res.stdout, res.stderr
+
+
+def test_method_defaults_come_from_the_factory_and_old_records_still_match(bench_store: Path, tmp_path: Path) -> None:
+    assert method_options("hyperband") == {"eta": 3, "min_budget": 1}  # the constructor's defaults
+    assert method_options("quicktune-M")["meta_learn"] is False and method_options("quicktune")["meta_learn"] is True
+    assert method_options("bohb", {"eta": 2})["eta"] == 2
+    out = tmp_path / "res"
+    run_benchmark(config(bench_store, out, methods=["bohb"], seeds=[0], datasets=["A"]))
+    record = json.loads((out / "run.json").read_text())
+    assert record["method_options"]["bohb"]["num_samples"] == 64
+    record["method_options"]["bohb"] = {"eta": 3}  # as written when fewer defaults were recorded
+    (out / "run.json").write_text(json.dumps(record))
+    again = run_benchmark(config(bench_store, out, methods=["bohb"], seeds=[0], datasets=["A"]))
+    assert again.skipped == 1
+    with pytest.raises(ResultsError, match="holds results of method 'bohb' with options"):
+        run_benchmark(config(bench_store, out, methods=["bohb"], seeds=[0], datasets=["A"],
+                             method_options={"bohb": {"num_samples": 32}}))  # fmt: skip
