@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from benchmark.methods.dyhpo import DyHPO
-from benchmark.methods.gp_common import SCHEDULES, GrayBoxBO
+from benchmark.methods.graybox_bo import SCHEDULES, GrayBoxBO
 from benchmark.methods.quicktune import make_quicktune
 from benchmark.protocol import EpochResult, SearchView
 from surrogates.data import TaskData, load_store_tasks

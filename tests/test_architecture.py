@@ -55,7 +55,7 @@ TORCH_ALLOWED = (
     "metagen.sweep.job",
     "benchmark.methods.dyhpo",
     "benchmark.methods.quicktune",
-    "benchmark.methods.gp_common",
+    "benchmark.methods.graybox_bo",
 )
 """Modules under TORCH_FREE prefixes that may import a heavy package at module level (prefix match)."""
 

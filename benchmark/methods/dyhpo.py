@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from benchmark.methods.gp_common import GrayBoxBO, RefitSchedule
+from benchmark.methods.graybox_bo import GrayBoxBO, RefitSchedule
 from benchmark.protocol import MetaContext, SearchView
 from surrogates.encoding import PipelineEncoder
 from surrogates.gp import DeepKernelGP

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.methods.gp_common import GrayBoxBO, RefitSchedule
+from benchmark.methods.graybox_bo import GrayBoxBO, RefitSchedule
 from benchmark.protocol import MetaContext, SearchView
 from surrogates.encoding import MetaFeatureScaler, PipelineEncoder
 from surrogates.gp import DeepKernelGP

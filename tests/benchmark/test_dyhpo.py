@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")  # collected (and skipped) in the core install too
 
 from benchmark.methods.dyhpo import DyHPO  # noqa: E402
-from benchmark.methods.gp_common import SCHEDULES, RefitSchedule, expected_improvement, fidelity_incumbents  # noqa: E402
+from benchmark.methods.graybox_bo import SCHEDULES, RefitSchedule, expected_improvement, fidelity_incumbents  # noqa: E402
 from tests.surrogates.tiny import FAST, make_task, make_view, run_loop  # noqa: E402
 
 

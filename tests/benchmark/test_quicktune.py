@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")  # collected (and skipped) in the core install too
 
-from benchmark.methods.gp_common import COST_FLOOR, select  # noqa: E402
+from benchmark.methods.graybox_bo import COST_FLOOR, select  # noqa: E402
 from benchmark.methods.quicktune import QuickTune, best_model_on_average, make_quicktune  # noqa: E402
 from benchmark.protocol import MetaContext  # noqa: E402
 from metagen.store.synth import synthesize  # noqa: E402
