@@ -209,3 +209,29 @@ def test_tests_import_torch_only_through_importorskip() -> None:
         if heavy:
             bad.append(f"{path.relative_to(ROOT)}: {sorted(heavy)}")
     assert not bad, f"import torch-based modules after `pytest.importorskip('torch')`, not at the top: {bad}"
+
+
+BLOCKER = """
+import importlib.abc, sys
+class _NoExtras(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (core install)", name=name)
+sys.meta_path.insert(0, _NoExtras())
+"""
+
+
+@pytest.mark.slow
+def test_the_core_install_collects_and_runs_the_store_and_benchmark_tests(tmp_path: Path) -> None:
+    """pytest in an environment where torch, timm, gpytorch, submitit, ... cannot be imported."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER.format(blocked=set(HEAVY) | {"sklearn", "skimage"}))
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "tests/benchmark/test_run.py::" in done.stdout and "tests/store/test_writer.py::" in done.stdout
+    assert "tests/finetune/" not in done.stdout  # its folder needs the metagen extra: not collected
