@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from metagen.store import StoreReader
 
@@ -20,6 +21,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=300)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cli_trains_and_writes_the_run_without_touching_the_cwd(tiny_dataset, store, tmp_path):
     work = tmp_path / "cwd"
     work.mkdir()
@@ -41,6 +43,7 @@ def test_cli_trains_and_writes_the_run_without_touching_the_cwd(tiny_dataset, st
     assert StoreReader(store).scan_curves().collect().filter(pl.col("epoch") == 1).height == 1
 
 
+@pytest.mark.slow
 def test_cli_config_errors_exit_2_with_the_allowed_values(tiny_dataset, store, tmp_path):
     bad_model = cli(f"dataset={tiny_dataset}", f"store={store}", "model=resnet50", cwd=tmp_path)
     assert bad_model.returncode == 2 and "allowed" in bad_model.stderr and "dla46x_c.in1k" in bad_model.stderr

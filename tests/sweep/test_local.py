@@ -24,6 +24,7 @@ from tests.sweep.conftest import tiny_config
 from tests.sweep.sweep_checks import assert_clean_store, curve_of, has_checkpoint, job_pids, stored_runs, wait_until
 
 
+@pytest.mark.slow
 def test_local_jobs_then_relaunch_in_process(tmp_path: Path, tiny_data: Path) -> None:
     cfg = tiny_config(tmp_path, tiny_data, cluster=LocalClusterConfig(processes=2))
     report = launch(cfg, progress=False)
@@ -49,6 +50,7 @@ def one_run(tmp_path: Path, tiny_data: Path, **kw: Any) -> SweepConfig:
                        epochs=10, **kw)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_preempted_local_job_is_requeued_and_matches_an_uninterrupted_run(tmp_path: Path, tiny_data: Path) -> None:
     ref = launch(one_run(tmp_path / "ref", tiny_data), progress=False)
     (run_id,) = [o.run_id for o in ref.outcomes]
