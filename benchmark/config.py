@@ -10,6 +10,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from metagen.hydra_settings import quiet_defaults, quiet_hydra
 from metagen.slurm import SlurmSettings
 
 
@@ -91,14 +92,8 @@ class FiguresConfig:
     formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
     dpi: int = 150  # resolution of raster formats
     # Hydra itself: no output folder, no log files, no change of directory.
-    defaults: list[Any] = field(
-        default_factory=lambda: [
-            "_self_",
-            {"override hydra/job_logging": "none"},
-            {"override hydra/hydra_logging": "none"},
-        ]
-    )
-    hydra: Any = field(default_factory=lambda: {"run": {"dir": "."}, "output_subdir": None})
+    defaults: list[Any] = field(default_factory=quiet_defaults)
+    hydra: Any = field(default_factory=quiet_hydra)
 
 
 def register_configs() -> None:

@@ -21,6 +21,7 @@ LEAVES = (
     "metagen.versions",
     "metagen.slurm",
     "metagen.locks",
+    "metagen.hydra_settings",
     "metagen.search_space",
     "metagen._timm",
     "metagen.hub.card",
