@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from metagen.datasets.kinds.base import Tolerance
-from metagen.finetune.config import DEFAULT_EPOCHS, PRETRAINED_CHOICES, FinetuneConfig
+from metagen.finetune.config import CLOCK_CHOICES, DEFAULT_EPOCHS, PRETRAINED_CHOICES, FinetuneConfig
 from metagen.finetune.errors import DatasetNotFoundError, FinetuneConfigError, HyperparameterError, UnknownModelError
 from metagen.finetune.recipe import recipe_extras, resolve_recipe
 from metagen.search_space import Hyperparameter, SearchSpace
@@ -118,6 +118,13 @@ def check_run_settings(cfg: FinetuneConfig) -> None:
         raise FinetuneConfigError(f"pretrained={cfg.pretrained!r} is not allowed; allowed: {list(PRETRAINED_CHOICES)}")
     if cfg.pretrained == "file" and not cfg.weights_file:
         raise FinetuneConfigError("pretrained=file needs weights_file=PATH (a state dict of the timm architecture)")
+    if cfg.clock not in CLOCK_CHOICES:
+        raise FinetuneConfigError(f"clock={cfg.clock!r} is not allowed; allowed: {list(CLOCK_CHOICES)}")
+    if cfg.clock == "process" and (cfg.device not in ("cpu", "auto") or cfg.num_workers > 0):
+        raise FinetuneConfigError(
+            "clock=process measures this process's CPU time: use it with device=cpu and num_workers=0 (on a GPU, "
+            "or with loader workers, use clock=wall)"
+        )
     if cfg.epochs < 1:
         raise FinetuneConfigError(f"epochs={cfg.epochs} must be at least 1")
     if cfg.schedule_epochs < cfg.epochs:

@@ -56,6 +56,7 @@ class RunSettings:
     hflip: float | None
     color_jitter: float | None
     device: str
+    clock: str
     deterministic: bool
     num_workers: int
     num_threads: int | None
@@ -80,6 +81,7 @@ class RunSettings:
             hflip=cfg.hflip,
             color_jitter=cfg.color_jitter,
             device=cfg.device,
+            clock=cfg.clock,
             deterministic=cfg.deterministic,
             num_workers=cfg.num_workers,
             num_threads=cfg.num_threads,
@@ -112,6 +114,7 @@ def finetune_config(settings: RunSettings, dataset: str, model: str, hp: dict[st
         hflip=settings.hflip,
         color_jitter=settings.color_jitter,
         device=settings.device,
+        clock=settings.clock,
         deterministic=settings.deterministic,
         num_workers=settings.num_workers,
         num_threads=settings.num_threads,
