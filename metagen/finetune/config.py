@@ -18,6 +18,7 @@ DEFAULT_EPOCHS = 50
 """The reference's epoch budget, also the length of its LR schedule (reference §2.1.7)."""
 
 PRETRAINED_CHOICES = ("auto", "hub", "file", "none")
+CLOCK_CHOICES = ("wall", "process")
 
 
 @dataclass
@@ -52,6 +53,9 @@ class FinetuneConfig:
         color_jitter: train recipe, ColorJitter strength; ``None`` = 0.4, capped by the dataset's declaration.
             The recipe is stored with the run and joins the pipeline id where it differs from 0.08 / 0.5 / 0.4.
         device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N``.
+        clock: how epoch times and the cap are measured: ``wall`` (seconds of wall-clock time, the reference's)
+            or ``process`` (CPU seconds of the training process: on a shared CPU machine other load does not
+            inflate them; needs device=cpu and num_workers=0). Stored with the run (``time_clock``).
         deterministic: deterministic algorithms (bit-identical curves on CPU, also across resumes).
         num_workers: data-loader worker processes (0 = load in the training process).
         num_threads: torch intra-op threads on CPU (``None`` = torch's default).
@@ -79,6 +83,7 @@ class FinetuneConfig:
     hflip: float | None = None
     color_jitter: float | None = None
     device: str = "auto"
+    clock: str = "wall"
     deterministic: bool = False
     num_workers: int = 0
     num_threads: int | None = None

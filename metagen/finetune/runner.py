@@ -50,6 +50,13 @@ from metagen.store.schema import make_run_id, pipeline_id
 
 StopFn = Callable[[], bool]
 
+
+def _clock(name: str) -> Callable[[], float]:
+    """How epoch times (and the cap) are measured: ``wall`` seconds, or ``process``: this process's CPU seconds
+    (all its threads), which other load on a shared CPU machine does not inflate (CPU runs, ``num_workers=0``)."""
+    return time.process_time if name == "process" else time.monotonic
+
+
 DIVERGED_LOSS_FACTOR = 100.0
 """A mean classification loss above this many times ln(num_classes) (cross-entropy of a uniform guess) marks the
 run diverged: its logits blew up. The penalties of L2-SP/DELTA/BSS are left out of the test, as they can be
@@ -258,6 +265,7 @@ class _Run:
             mixup=mixup,
         )
         status, message = "ok", None
+        now = _clock(cfg.clock)
         if start >= cfg.epochs:  # the checkpoint is ahead of this (smaller) budget: curves are prefix-stable
             return _Outcome("ok", curve[: cfg.epochs], None, batch_size, start, transforms)
         for epoch in range(start, cfg.epochs):
@@ -268,17 +276,17 @@ class _Run:
             if mixup is not None:
                 mixup.rng = np.random.default_rng([cfg.seed, epoch, 1])
             reset_peak_memory(device)
-            t0 = time.monotonic()
+            t0 = now()
 
             def check(t0: float = t0, elapsed: float = elapsed) -> None:
                 if should_stop is not None and should_stop():
                     raise StopEpoch("stop")
-                if cfg.cap_s is not None and elapsed + (time.monotonic() - t0) > cfg.cap_s:
+                if cfg.cap_s is not None and elapsed + (now() - t0) > cfg.cap_s:
                     raise StopEpoch("timeout")
 
             try:
                 tr = train_epoch(parts, loader, check)
-                t1 = time.monotonic()
+                t1 = now()
                 if tr["diverged"]:
                     curve.append(self._row(epoch, tr, None, t1 - t0, 0.0, mean_lr(optimizer)))
                     status, message = "diverged", f"non-finite training loss in epoch {epoch + 1}"
@@ -291,7 +299,7 @@ class _Run:
                     raise Interrupted(self.run_id, epoch) from None
                 status, message = "timeout", f"wall-clock cap of {cfg.cap_s} s reached during epoch {epoch + 1}"
                 break
-            t2 = time.monotonic()
+            t2 = now()
             lr = mean_lr(optimizer)
             if exploded:
                 curve.append(self._row(epoch, tr, ev, t1 - t0, t2 - t1, lr))
@@ -473,6 +481,7 @@ def finetune(
         package_versions=package_versions(),
         dataset_fingerprint=content,
         transforms=outcome.transforms,
+        time_clock=cfg.clock,
     )
     wrote = write(cfg.store, run, outcome.curve)
     if not cfg.keep_checkpoint:

@@ -91,6 +91,7 @@ def run_row(
     package_versions: Mapping[str, str],
     dataset_fingerprint: str | None = None,
     transforms: tuple[str, str] | None = None,
+    time_clock: str = "wall",
 ) -> dict[str, Any]:
     """The runs-table row of a finished run (inactive conditionals NULL, the recipe in its columns, other
     extras in ``extra_hps``; ``transforms`` = the (train, eval) pipelines as run, None when none was built)."""
@@ -115,6 +116,7 @@ def run_row(
         "train_transforms": None if transforms is None else transforms[0],
         "eval_transforms": None if transforms is None else transforms[1],
         "dataset_fingerprint": dataset_fingerprint,
+        "time_clock": time_clock,
         "pretrained_source": pretrained_source,
         "hardware": hardware,
         "package_versions": json.dumps(dict(package_versions), sort_keys=True),

@@ -130,6 +130,8 @@ class SweepConfig:
     color_jitter: float | None = None
     # auto | cpu | cuda | cuda:N
     device: str = "auto"
+    # epoch times and the cap: wall (wall-clock seconds) | process (CPU seconds of the run; CPU, no loader workers)
+    clock: str = "wall"
     # deterministic algorithms (bit-identical curves on CPU, also across resumes)
     deterministic: bool = False
     # data-loader worker processes per run

@@ -57,6 +57,7 @@ class RunSettings:
     hflip: float | None
     color_jitter: float | None
     device: str
+    clock: str
     deterministic: bool
     num_workers: int
     num_threads: int | None
@@ -82,6 +83,7 @@ class RunSettings:
             hflip=cfg.hflip,
             color_jitter=cfg.color_jitter,
             device=cfg.device,
+            clock=cfg.clock,
             deterministic=cfg.deterministic,
             num_workers=cfg.num_workers,
             num_threads=cfg.num_threads,
@@ -115,6 +117,7 @@ def finetune_config(settings: RunSettings, dataset: str, model: str, hp: dict[st
         hflip=settings.hflip,
         color_jitter=settings.color_jitter,
         device=settings.device,
+        clock=settings.clock,
         deterministic=settings.deterministic,
         num_workers=settings.num_workers,
         num_threads=settings.num_threads,

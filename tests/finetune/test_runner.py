@@ -55,7 +55,7 @@ def test_run_is_written_with_curve_and_provenance_then_idempotent(tiny_dataset, 
     # what the runner did to the images: the shapes kind tolerates flips but no crop under 35 %
     assert (run["crop_scale_min"], run["hflip"], run["color_jitter"]) == (0.35, 0.5, 0.4)
     assert "scale=(0.35, 1.0)" in run["train_transforms"] and "CenterCrop" in run["eval_transforms"]
-    assert run["dataset_fingerprint"] == load_dataset(tiny_dataset).fingerprint()
+    assert run["dataset_fingerprint"] == load_dataset(tiny_dataset).fingerprint() and run["time_clock"] == "wall"
     again = finetune(cfg)
     assert not again.wrote_store and again.status == "ok" and again.n_epochs == 2 and again.elapsed_s == 0.0
     longer = finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=3))
@@ -240,3 +240,13 @@ def test_an_exploding_training_loss_is_stored_as_diverged(tiny_dataset, store, t
     assert "exceeds 100 x ln(4)" in result.message
     c = curve(store, result.run_id)
     assert c["train_loss"].to_list() == [49000.0] and c["eval_top1"].is_not_nan().all()
+
+
+def test_process_clock_times_epochs_by_cpu_seconds_and_is_recorded(tiny_dataset, store, tmp_path):
+    result = finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=1, clock="process"))
+    assert run_of(store, result.run_id)["time_clock"] == "process"
+    assert curve(store, result.run_id)["train_time"][0] > 0
+    with pytest.raises(FinetuneConfigError, match="clock=process measures"):
+        finetune(make_cfg(tiny_dataset, store, tmp_path, clock="process", num_workers=1))
+    with pytest.raises(FinetuneConfigError, match="clock='sundial'"):
+        finetune(make_cfg(tiny_dataset, store, tmp_path, clock="sundial"))
