@@ -109,6 +109,7 @@ def upgrade_store(root: str | Path) -> UpgradeReport:
     d["deviations"] = tuple(d.get("deviations", ()))
     meta = StoreMetadata(**{k: v for k, v in d.items() if k in StoreMetadata.__dataclass_fields__})
     update_metadata(root, replace(meta, schema_version=SCHEMA_VERSION))
-    for arrays in Path(root).glob("compacted/version=*/_arrays.arrow"):
-        arrays.unlink()  # derived view, token-checked; rebuilt by the next compact
+    from metagen.store.writer import refresh_array_views
+
+    refresh_array_views(root)  # the derived dense-array views are token-checked against the rewritten parts
     return UpgradeReport(rewritten, version, SCHEMA_VERSION)
