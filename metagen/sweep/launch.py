@@ -166,9 +166,15 @@ def _check_slurm(cfg: SweepConfig, warnings: list[str]) -> str | None:
     c = cfg.cluster
     assert isinstance(c, SlurmClusterConfig)
     if not slurm_available():
+        if cfg.dry_run:  # planning needs no cluster: say what was not checked
+            warnings.append(
+                "sbatch/sinfo/squeue are not on the PATH: planned without checking the partitions or the jobs "
+                "still queued; a real launch needs a SLURM login node"
+            )
+            return c.partition
         raise ClusterError(
             "cluster=slurm, but sbatch/sinfo/squeue are not on the PATH: launch from a SLURM login node, "
-            "or use cluster=local"
+            "or use cluster=local (dry_run=true plans without SLURM)"
         )
     partition = c.partition
     time_min = job_time_min(cfg, c.runs_per_job)
