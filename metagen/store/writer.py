@@ -37,7 +37,7 @@ from metagen.store.layout import (
     temp_owner,
 )
 from metagen.store.merge import Source, merge_sources
-from metagen.store.records import CurveLike, conform, run_file_table, same_content, split_run_tables
+from metagen.store.records import CurveLike, conform, kind_problems, run_file_table, same_content, split_run_tables
 from metagen.store.schema import CURVES_SCHEMA, RUNS_SCHEMA, Problem, validate
 
 WriteOutcome = Literal["written", "unchanged"]
@@ -55,14 +55,15 @@ def write_run(root: str | Path, run: Mapping[str, Any], curve: CurveLike) -> Wri
         ``"written"``, or ``"unchanged"`` when the same content was already stored.
 
     Raises:
-        ValidationError: the run breaks the schema (all problems are listed).
+        ValidationError: the run breaks the schema, or its ``source`` does not fit the store's kind
+            (synthetic vs. measured); all problems are listed.
         RunConflictError: the run id is stored with other content.
     """
-    read_metadata(root)
+    meta = read_metadata(root)
     table = run_file_table(run, curve)
     runs, curves = split_run_tables(table)
     run_id, version, dataset = runs["run_id"][0], runs["dataset_version"][0], runs["dataset"][0]
-    problems = validate(runs, curves, "<new run>")
+    problems = validate(runs, curves, "<new run>") + kind_problems(runs, meta.synthetic, str(root))
     if problems:
         raise ValidationError(problems)
     final = loose_path(root, version, dataset, run_id)
@@ -103,14 +104,14 @@ def write_partition(root: str | Path, runs: pl.DataFrame, curves: pl.DataFrame) 
     Runs already stored with the same content are skipped; with other content it is an error.
     Returns the number of runs written.
     """
-    read_metadata(root)
+    meta = read_metadata(root)
     runs = conform(runs, RUNS_SCHEMA, "runs")
     curves = conform(curves, CURVES_SCHEMA, "curves")
     keys = runs.select("dataset_version", "dataset").unique()
     if keys.height != 1:
         raise StoreError(f"write_partition takes runs of one version and dataset, got {keys.height} pairs")
     version, dataset = keys.row(0)
-    problems = validate(runs, curves, f"{version}/{dataset}")
+    problems = validate(runs, curves, f"{version}/{dataset}") + kind_problems(runs, meta.synthetic, str(root))
     if problems:
         raise ValidationError(problems)
     existing = _partition_sources(root, version, dataset, include_loose=True)
