@@ -9,10 +9,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from metagen.finetune.errors import StoreMissingError
-from metagen.store.errors import StoreNotFoundError
+from metagen.finetune.errors import OutputNotWritableError, StoreMissingError
+from metagen.store.errors import StoreNotFoundError, StoreNotWritableError
 from metagen.store.files import read_run_file
-from metagen.store.layout import compacted_parts, loose_path, read_metadata
+from metagen.store.layout import check_store_writable, check_writable, compacted_parts, loose_path, read_metadata
 from metagen.store.schema import HYPERPARAMETERS
 from metagen.store.writer import write_run
 
@@ -25,6 +25,15 @@ def check_store(root: str | Path) -> None:
         raise StoreMissingError(
             f"{root} is not a learning-curve store ({e}); create it first: python -m metagen.store create {root}"
         ) from e
+
+
+def check_outputs(root: str | Path, version: str, dataset: str, checkpoint_dir: str | Path) -> None:
+    """Raise :class:`OutputNotWritableError` unless the run's store partition and checkpoint folder are writable."""
+    try:
+        check_store_writable(root, version, dataset)
+        check_writable(checkpoint_dir, "checkpoint_dir")
+    except StoreNotWritableError as e:
+        raise OutputNotWritableError(str(e)) from e
 
 
 def stored_run(root: str | Path, version: str, dataset: str, run_id: str) -> dict[str, Any] | None:

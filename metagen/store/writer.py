@@ -23,6 +23,7 @@ from metagen.store.files import read_checked, read_part, read_run_file, write_te
 from metagen.store.layout import (
     COMPACTED_DIR,
     LOOSE_DIR,
+    check_store_writable,
     compacted_parts,
     host_tag,
     loose_files,
@@ -189,8 +190,12 @@ def compact(root: str | Path, stale_temp_after_s: float = 600.0) -> CompactRepor
     Safe to run while jobs write: files that appear during compaction stay loose for the next
     run, and a killed compaction leaves only duplicates with identical content, which readers and
     the next ``compact`` collapse. Unreadable or conflicting files are reported and left in place.
+
+    Raises:
+        StoreNotWritableError: the store cannot be written (checked before anything is touched).
     """
     read_metadata(root)
+    check_store_writable(root)
     report = CompactReport()
     with store_lock(root):
         report.temp_files_removed = clean_temp_files(root, stale_temp_after_s)
