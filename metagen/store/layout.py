@@ -59,8 +59,8 @@ def read_metadata(root: str | Path) -> StoreMetadata:
     path = Path(root) / STORE_FILE
     if not path.is_file():
         raise StoreNotFoundError(
-            f"{root} is not a learning-curve store (no {STORE_FILE}); create one with "
-            "`python -m metagen.store synth|import-quicktune|import-qtt ...` or metagen.store.create_store()"
+            f"{root} is not a learning-curve store (no {STORE_FILE}); check the path, or create one with "
+            f"`python -m metagen.store create {root}` (or synth|import-quicktune|import-qtt)"
         )
     try:
         d = json.loads(path.read_text())
