@@ -95,6 +95,15 @@ def test_store_cli_exit_codes(store: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(["compact", str(tmp_path / "missing")]) == BAD_INPUT
     assert "not a learning-curve store" in capsys.readouterr().err
     loose_path(store, "micro", "PNU", "r1").unlink()
+    write_run(store, make_run("r2"), make_curve())
+    assert main(["compact", str(store)]) == OK
+    from metagen.store.layout import compacted_parts
+
+    compacted_parts(store)[0][0].write_bytes(b"not parquet")  # a damaged part stops compact: problems found
+    capsys.readouterr()
+    assert main(["compact", str(store)]) == PROBLEMS
+    assert "damaged part" in capsys.readouterr().out
+    compacted_parts(store)[0][0].unlink()
     with read_only(store):
         assert main(["compact", str(store)]) == BAD_INPUT
     err = capsys.readouterr().err

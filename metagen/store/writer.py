@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from metagen.store.errors import CompactionLockedError, RunConflictError, StoreError, ValidationError
 from metagen.store.files import read_checked, read_part, read_run_file, write_temp
@@ -211,8 +212,23 @@ def compact(root: str | Path, stale_temp_after_s: float = 600.0) -> CompactRepor
         for loose_dir in sorted(partitions):
             version, dataset = parse_partition(loose_dir)
             _compact_partition(root, version, dataset, parts_by_dir, report)
+        for directory, parts in sorted(parts_by_dir.items()):  # parts left as they are: report damaged ones
+            if partition_dir(root, LOOSE_DIR, *parse_partition(directory)) not in partitions:
+                report.problems.extend(p for r, c in parts for p in (*_damaged(r), *_damaged(c)))
         refresh_array_views(root)
     return report
+
+
+def _damaged(path: Path) -> list[Problem]:
+    """A problem if the Parquet footer of a part file cannot be read (a cheap check; ``validate`` reads all)."""
+    try:
+        pq.read_metadata(path)
+    except (OSError, ValueError) as e:
+        return [
+            Problem(str(path), f"damaged part: not readable as Parquet ({e})",
+                    "restore it from a backup, or move its part files aside and re-import or re-run its runs")
+        ]  # fmt: skip
+    return []
 
 
 def refresh_array_views(root: str | Path) -> list[str]:
