@@ -4,6 +4,8 @@
 learning curve into the store. ``python -m metagen.finetune`` is the Hydra command line.
 """
 
+from typing import Any
+
 from metagen.finetune.config import VERSION_CAPS_S, FinetuneConfig
 from metagen.finetune.errors import (
     CheckpointMismatchError,
@@ -11,12 +13,25 @@ from metagen.finetune.errors import (
     FinetuneConfigError,
     HyperparameterError,
     Interrupted,
+    OutputNotWritableError,
     StoreMissingError,
     UnknownModelError,
     WeightsUnavailableError,
 )
 from metagen.finetune.pipeline import resolve_pipeline, run_id_of
-from metagen.finetune.runner import FinetuneResult, finetune
+
+_LAZY = {"FinetuneResult", "finetune"}
+"""Names of :mod:`metagen.finetune.runner`, imported on first use: it imports torch and timm (seconds), which
+configuration, planning and ``--help`` never need."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from metagen.finetune import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "VERSION_CAPS_S",
@@ -27,6 +42,7 @@ __all__ = [
     "FinetuneResult",
     "HyperparameterError",
     "Interrupted",
+    "OutputNotWritableError",
     "StoreMissingError",
     "UnknownModelError",
     "WeightsUnavailableError",

@@ -61,7 +61,9 @@ class FinetuneConfig:
         num_threads: torch intra-op threads on CPU (``None`` = torch's default).
         min_batch_size: smallest batch size tried when halving on out-of-memory.
         checkpoint_dir: where ``<run_id>/`` checkpoints live; ``None`` = ``<store>.checkpoints`` beside the store.
-        keep_checkpoint: keep the run's checkpoint after the store write (``False`` deletes it then).
+        keep_checkpoint: keep the run's last checkpoint after the store write (e.g. to extend its budget in
+            another store later); ``False`` (default) deletes it once the run is stored. Until then it is
+            kept, so an interrupted run resumes either way.
     """
 
     dataset: str = "???"
@@ -89,7 +91,7 @@ class FinetuneConfig:
     num_threads: int | None = None
     min_batch_size: int = 4
     checkpoint_dir: str | None = None
-    keep_checkpoint: bool = True
+    keep_checkpoint: bool = False
 
 
 def register_configs() -> None:
