@@ -9,7 +9,8 @@
 # its info.json tolerates (no flips for digits and characters, larger smallest crops); every run records it.
 # Resumable: relaunch to continue (runs in the store are skipped, unfinished ones resume from their last epoch
 # checkpoint under out/). Then: compact, validate, quality report and data card.
-# Cost: measured per run in the store (train_time + eval_time); planned about 10 CPU-hours on 2 cores.
+# Epoch times are CPU seconds of each run (clock=process, one thread), so other load on the machine does not
+# inflate them or the cap. Cost: the sum of train_time + eval_time in the store; planned about 10 CPU-hours.
 # Env: PROCESSES (parallel runs per sweep, default 1), NICE (default 10), ONLY=lite|cards (one sweep; default both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ NICE=${NICE:-10}
 ONLY=${ONLY:-both}
 [ -f $DATA/suite.json ] || $PY -m metagen.datasets suite $DATA --spec conf/suite/offline10.yaml --seed 0
 common=(store=$STORE "datasets=[$DATA]" version=offline64 seed=0 hub.search_space=hub6 hub_dir=hub img_size=64
-        pretrained=auto device=cpu num_threads=1 cluster.processes="$PROCESSES" pipelines_per_dataset=20)
+        pretrained=auto device=cpu num_threads=1 clock=process cluster.processes="$PROCESSES" pipelines_per_dataset=20)
 pids=()
 if [ "$ONLY" != cards ]; then
   nice -n "$NICE" $PY -m metagen.sweep name=offline64-lite sweep_dir=out/offline64-lite "${common[@]}" \

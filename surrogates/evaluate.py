@@ -176,19 +176,28 @@ def main() -> None:
     import hydra
     from omegaconf import OmegaConf
 
+    from metagen.exit_codes import BAD_INPUT, app_started, fail, missing_keys_message, run_hydra
+    from metagen.store import StoreError
     from surrogates.evaluate_config import EvaluateConfig
 
     @hydra.main(version_base=None, config_name="surrogates_evaluate")
     def _run(cfg: EvaluateConfig) -> None:
+        app_started()
+        missing = missing_keys_message(cfg, ("store", "out"))
+        if missing:
+            fail(missing)
         c = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(c, dict)
         config = MetaTrainConfig(iterations=c["iterations"], lr=c["lr"], seed=c["seed"])
-        scores = evaluate(c["store"], c["out"], c["version"], c["folds"], c["n_folds"], c["split_seed"],
-                          c["episodes"], c["context_size"], c["query_size"], c["cache_dir"], config)  # fmt: skip
+        try:
+            scores = evaluate(c["store"], c["out"], c["version"], c["folds"], c["n_folds"], c["split_seed"],
+                              c["episodes"], c["context_size"], c["query_size"], c["cache_dir"], config)  # fmt: skip
+        except (StoreError, ValueError, FileNotFoundError) as e:
+            fail(f"error: {e}", BAD_INPUT)
         print(table(scores))
         print(f"wrote {Path(c['out']) / 'results.json'} and {Path(c['out']) / 'calibration.png'}")
 
-    _run()
+    run_hydra(_run)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 ``finetune(cfg)`` trains epoch by epoch with a checkpoint after each, and writes the run with its
 learning curve into the store. ``python -m metagen.finetune`` is the Hydra command line.
 The config and error classes import no torch; ``finetune``, ``FinetuneResult``, ``resolve_pipeline`` and
-``run_id_of`` are imported on first use (so ``metagen.sweep`` can extend the config without torch).
+``run_id_of`` are imported on first use (torch and timm take seconds, which configuration, planning and
+``--help`` never need; ``metagen.sweep`` extends the config without torch).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from metagen.finetune.errors import (
     FinetuneConfigError,
     HyperparameterError,
     Interrupted,
+    OutputNotWritableError,
     StoreMissingError,
     UnknownModelError,
     WeightsUnavailableError,
@@ -50,6 +52,7 @@ __all__ = [
     "FinetuneResult",
     "HyperparameterError",
     "Interrupted",
+    "OutputNotWritableError",
     "StoreMissingError",
     "UnknownModelError",
     "WeightsUnavailableError",

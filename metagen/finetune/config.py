@@ -16,6 +16,7 @@ from omegaconf import MISSING
 from metagen.versions import DEFAULT_EPOCHS, DEFAULT_VERSION, VERSIONS, register_resolver
 
 PRETRAINED_CHOICES = ("auto", "hub", "file", "none")
+CLOCK_CHOICES = ("wall", "process")
 
 
 @dataclass
@@ -45,6 +46,9 @@ class TrainingSettings:
         color_jitter: train recipe, ColorJitter strength; ``None`` = 0.4, capped by the dataset's declaration.
             The recipe is stored with the run and joins the pipeline id where it differs from 0.08 / 0.5 / 0.4.
         device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N``.
+        clock: how epoch times and the cap are measured: ``wall`` (seconds of wall-clock time, the reference's)
+            or ``process`` (CPU seconds of the training process: on a shared CPU machine other load does not
+            inflate them; needs device=cpu and num_workers=0). Stored with the run (``time_clock``).
         deterministic: deterministic algorithms (bit-identical curves on CPU, also across resumes).
         num_workers: data-loader worker processes (0 = load in the training process).
         num_threads: torch intra-op threads on CPU (``None`` = torch's default).
@@ -62,6 +66,7 @@ class TrainingSettings:
     hflip: float | None = None
     color_jitter: float | None = None
     device: str = "auto"
+    clock: str = "wall"
     deterministic: bool = False
     num_workers: int = 0
     num_threads: int | None = None
@@ -76,7 +81,7 @@ class FinetuneConfig(TrainingSettings):
     """One finetuning run: a pipeline (model + hyperparameters) trained on one dataset with one seed.
 
     The fields shared with a sweep (store, version, epochs, schedule length, seed, weights, local hub, image
-    size, train recipe, device, determinism, workers, threads): :class:`TrainingSettings`. Its own:
+    size, train recipe, device, clock, determinism, workers, threads): :class:`TrainingSettings`. Its own:
 
     Attributes:
         dataset: folder of a Meta-Album-layout dataset (labels.csv, images/, info.json).
@@ -88,7 +93,9 @@ class FinetuneConfig(TrainingSettings):
         weights_file: a local state-dict file (.safetensors / .pth / .bin) of the model's timm architecture.
         min_batch_size: smallest batch size tried when halving on out-of-memory.
         checkpoint_dir: where ``<run_id>/`` checkpoints live; ``None`` = ``<store>.checkpoints`` beside the store.
-        keep_checkpoint: keep the run's checkpoint after the store write (``False`` deletes it then).
+        keep_checkpoint: keep the run's last checkpoint after the store write (e.g. to extend its budget in
+            another store later); ``False`` (default) deletes it once the run is stored. Until then it is
+            kept, so an interrupted run resumes either way.
     """
 
     dataset: str = MISSING
@@ -100,7 +107,7 @@ class FinetuneConfig(TrainingSettings):
     weights_file: str | None = None
     min_batch_size: int = 4
     checkpoint_dir: str | None = None
-    keep_checkpoint: bool = True
+    keep_checkpoint: bool = False
 
 
 def register_configs() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from metagen.datasets.kinds.base import Tolerance
-from metagen.finetune.config import PRETRAINED_CHOICES, FinetuneConfig
+from metagen.finetune.config import CLOCK_CHOICES, PRETRAINED_CHOICES, FinetuneConfig
 from metagen.finetune.errors import DatasetNotFoundError, FinetuneConfigError, HyperparameterError, UnknownModelError
 from metagen.finetune.recipe import recipe_extras, resolve_recipe
 from metagen.search_space import Hyperparameter, SearchSpace
@@ -123,6 +123,13 @@ def check_run_settings(cfg: FinetuneConfig) -> None:
     if cfg.hub_dir is not None and not Path(cfg.hub_dir).is_dir():
         raise FinetuneConfigError(
             f"hub_dir={cfg.hub_dir} is not a folder; give a local hub folder of cards (python -m metagen.hub) or null"
+        )
+    if cfg.clock not in CLOCK_CHOICES:
+        raise FinetuneConfigError(f"clock={cfg.clock!r} is not allowed; allowed: {list(CLOCK_CHOICES)}")
+    if cfg.clock == "process" and (cfg.device not in ("cpu", "auto") or cfg.num_workers > 0):
+        raise FinetuneConfigError(
+            "clock=process measures this process's CPU time: use it with device=cpu and num_workers=0 (on a GPU, "
+            "or with loader workers, use clock=wall)"
         )
     if cfg.epochs < 1:
         raise FinetuneConfigError(f"epochs={cfg.epochs} must be at least 1")

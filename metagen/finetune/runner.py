@@ -45,10 +45,18 @@ from metagen.finetune.pipeline import dataset_name, resolve_pipeline
 from metagen.finetune.provenance import hardware, package_versions, peak_memory, reset_peak_memory
 from metagen.finetune.recipe import recipe_of
 from metagen.finetune.regularizers import Regularizers
-from metagen.finetune.store_io import check_dataset_content, check_store, run_row, stored_run, write
+from metagen.finetune.store_io import check_dataset_content, check_outputs, check_store, run_row, stored_run, write
 from metagen.store.schema import make_run_id, pipeline_id
 
 StopFn = Callable[[], bool]
+EpochFn = Callable[[dict[str, Any]], None]
+
+
+def _clock(name: str) -> Callable[[], float]:
+    """How epoch times (and the cap) are measured: ``wall`` seconds, or ``process``: this process's CPU seconds
+    (all its threads), which other load on a shared CPU machine does not inflate (CPU runs, ``num_workers=0``)."""
+    return time.process_time if name == "process" else time.monotonic
+
 
 DIVERGED_LOSS_FACTOR = 100.0
 """A mean classification loss above this many times ln(num_classes) (cross-entropy of a uniform guess) marks the
@@ -68,6 +76,7 @@ class FinetuneResult:
         wrote_store: whether this call wrote the run (False: it was already stored).
         elapsed_s: wall-clock seconds of this call.
         message: the error message (status error/oom), or a note (e.g. already stored with a smaller budget).
+        final_top1: validation top-1 of the last epoch this call wrote (``None``: nothing written or no epoch).
     """
 
     run_id: str
@@ -77,6 +86,7 @@ class FinetuneResult:
     wrote_store: bool
     elapsed_s: float
     message: str | None = None
+    final_top1: float | None = None
 
 
 @dataclass
@@ -164,10 +174,11 @@ class _Run:
         run_id: str,
         ck_dir: Path,
         fingerprint: dict[str, Any],
+        on_epoch: EpochFn | None = None,
     ):
         self.cfg, self.model_name, self.hps, self.ds, self.split = cfg, model_name, hps, ds, split
         self.weights, self.device, self.run_id = weights, device, run_id
-        self.ck_dir, self.fingerprint = ck_dir, fingerprint
+        self.ck_dir, self.fingerprint, self.on_epoch = ck_dir, fingerprint, on_epoch
         self.num_classes = len(ds.classes)
         self.amp = bool(hps.get("amp")) and device.type == "cuda"
 
@@ -258,6 +269,7 @@ class _Run:
             mixup=mixup,
         )
         status, message = "ok", None
+        now = _clock(cfg.clock)
         if start >= cfg.epochs:  # the checkpoint is ahead of this (smaller) budget: curves are prefix-stable
             return _Outcome("ok", curve[: cfg.epochs], None, batch_size, start, transforms)
         for epoch in range(start, cfg.epochs):
@@ -268,19 +280,21 @@ class _Run:
             if mixup is not None:
                 mixup.rng = np.random.default_rng([cfg.seed, epoch, 1])
             reset_peak_memory(device)
-            t0 = time.monotonic()
+            t0 = now()
 
             def check(t0: float = t0, elapsed: float = elapsed) -> None:
                 if should_stop is not None and should_stop():
                     raise StopEpoch("stop")
-                if cfg.cap_s is not None and elapsed + (time.monotonic() - t0) > cfg.cap_s:
+                if cfg.cap_s is not None and elapsed + (now() - t0) > cfg.cap_s:
                     raise StopEpoch("timeout")
 
             try:
                 tr = train_epoch(parts, loader, check)
-                t1 = time.monotonic()
+                t1 = now()
                 if tr["diverged"]:
                     curve.append(self._row(epoch, tr, None, t1 - t0, 0.0, mean_lr(optimizer)))
+                    if self.on_epoch is not None:
+                        self.on_epoch(curve[-1])
                     status, message = "diverged", f"non-finite training loss in epoch {epoch + 1}"
                     break
                 check()
@@ -291,10 +305,12 @@ class _Run:
                     raise Interrupted(self.run_id, epoch) from None
                 status, message = "timeout", f"wall-clock cap of {cfg.cap_s} s reached during epoch {epoch + 1}"
                 break
-            t2 = time.monotonic()
+            t2 = now()
             lr = mean_lr(optimizer)
             if exploded:
                 curve.append(self._row(epoch, tr, ev, t1 - t0, t2 - t1, lr))
+                if self.on_epoch is not None:
+                    self.on_epoch(curve[-1])
                 status = "diverged"
                 k = self.num_classes
                 message = (f"classification loss {tr['train_ce']:.4g} in epoch {epoch + 1} exceeds "
@@ -302,6 +318,8 @@ class _Run:
                 break
             scheduler.step(epoch + 1, ev["eval_top1"])
             curve.append(self._row(epoch, tr, ev, t1 - t0, t2 - t1, lr))
+            if self.on_epoch is not None:
+                self.on_epoch(curve[-1])
             elapsed += t2 - t0
             ckpt.save(
                 self.ck_dir,
@@ -391,7 +409,10 @@ def _train_halving_on_oom(
 
 
 def finetune(
-    cfg: FinetuneConfig, should_stop: StopFn | None = None, finish_as_timeout: str | None = None
+    cfg: FinetuneConfig,
+    should_stop: StopFn | None = None,
+    finish_as_timeout: str | None = None,
+    on_epoch: EpochFn | None = None,
 ) -> FinetuneResult:
     """Finetune one pipeline on one dataset and write the run into the store (see the module doc).
 
@@ -401,6 +422,8 @@ def finetune(
         finish_as_timeout: when given, do not train: write the run as ``timeout`` with the curve of its last
             checkpoint (empty if none) and this reason as its message, keeping ``cfg.cap_s`` as its cap. A
             checkpoint that already holds the whole budget is written as ``ok`` instead.
+        on_epoch: called with each epoch's curve row (``epoch``, ``train_loss``, ``eval_top1``, times, ...) as
+            soon as it is trained (the command line prints a line per epoch with it).
 
     Raises:
         FinetuneConfigError (ValueError): unknown model, bad hyperparameter or setting, incompatible checkpoint.
@@ -426,6 +449,7 @@ def finetune(
                 "result, so extend it into another store (its checkpoint resumes it)"
             )
         return FinetuneResult(run_id, stored["status"], stored["n_epochs"], None, False, 0.0, note)
+    check_outputs(cfg.store, cfg.version, name, cfg.checkpoint_dir or default_checkpoint_dir(cfg.store))
     weights = resolve_weights(model_name, cfg.pretrained, cfg.weights_file, cfg.hub_dir)
     if float(hps["cotuning_reg"]) > 0 and weights.kind == "random":
         raise FinetuneConfigError(
@@ -446,7 +470,7 @@ def finetune(
     }
     state = ckpt.load(ck_dir, fingerprint)
     batch_size = int(state["batch_size"]) if state else _first_batch_size(int(hps["batch_size"]), meta["train_size"])
-    attempt = _Run(cfg, model_name, hps, ds, split, weights, device, run_id, ck_dir, fingerprint)
+    attempt = _Run(cfg, model_name, hps, ds, split, weights, device, run_id, ck_dir, fingerprint, on_epoch)
     done = state is not None and int(state["epoch"]) >= cfg.epochs
     if finish_as_timeout is not None and not done:
         curve = list(state["curve"]) if state else []
@@ -473,6 +497,7 @@ def finetune(
         package_versions=package_versions(),
         dataset_fingerprint=content,
         transforms=outcome.transforms,
+        time_clock=cfg.clock,
     )
     wrote = write(cfg.store, run, outcome.curve)
     if not cfg.keep_checkpoint:
@@ -485,4 +510,5 @@ def finetune(
         wrote,
         time.monotonic() - t_start,
         outcome.message,
+        float(outcome.curve[-1]["eval_top1"]) if outcome.curve else None,
     )

@@ -9,11 +9,20 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from metagen.finetune.errors import DatasetContentError, StoreMissingError
+from metagen.finetune.errors import DatasetContentError, OutputNotWritableError, StoreMissingError
 from metagen.finetune.recipe import recipe_of
-from metagen.store.errors import StoreNotFoundError
+from metagen.store.errors import StoreNotFoundError, StoreNotWritableError
 from metagen.store.files import read_run_file
-from metagen.store.layout import LOOSE_DIR, compacted_parts, loose_files, loose_path, partition_dir, read_metadata
+from metagen.store.layout import (
+    LOOSE_DIR,
+    check_store_writable,
+    check_writable,
+    compacted_parts,
+    loose_files,
+    loose_path,
+    partition_dir,
+    read_metadata,
+)
 from metagen.store.schema import HYPERPARAMETERS, RECIPE
 from metagen.store.writer import write_run
 
@@ -56,6 +65,15 @@ def check_dataset_content(root: str | Path, version: str, dataset: str, fingerpr
         )
 
 
+def check_outputs(root: str | Path, version: str, dataset: str, checkpoint_dir: str | Path) -> None:
+    """Raise :class:`OutputNotWritableError` unless the run's store partition and checkpoint folder are writable."""
+    try:
+        check_store_writable(root, version, dataset)
+        check_writable(checkpoint_dir, "checkpoint_dir")
+    except StoreNotWritableError as e:
+        raise OutputNotWritableError(str(e)) from e
+
+
 def stored_run(root: str | Path, version: str, dataset: str, run_id: str) -> dict[str, Any] | None:
     """The stored row (status, n_epochs, max_epochs) of ``run_id``, or ``None`` if the store lacks it."""
     loose = loose_path(root, version, dataset, run_id)
@@ -91,6 +109,7 @@ def run_row(
     package_versions: Mapping[str, str],
     dataset_fingerprint: str | None = None,
     transforms: tuple[str, str] | None = None,
+    time_clock: str = "wall",
 ) -> dict[str, Any]:
     """The runs-table row of a finished run (inactive conditionals NULL, the recipe in its columns, other
     extras in ``extra_hps``; ``transforms`` = the (train, eval) pipelines as run, None when none was built)."""
@@ -115,6 +134,7 @@ def run_row(
         "train_transforms": None if transforms is None else transforms[0],
         "eval_transforms": None if transforms is None else transforms[1],
         "dataset_fingerprint": dataset_fingerprint,
+        "time_clock": time_clock,
         "pretrained_source": pretrained_source,
         "hardware": hardware,
         "package_versions": json.dumps(dict(package_versions), sort_keys=True),

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from metagen.store.errors import StoreError
+from metagen.exit_codes import BAD_INPUT, PROBLEMS
+from metagen.store.errors import CorruptFileError, RunConflictError, StoreError, ValidationError
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -158,10 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 error)."""
+    """Run the CLI; returns the exit code (``metagen.exit_codes``: 0 ok, 1 problems found in the data,
+    2 bad input or usage: no store, an unwritable store, bad arguments)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (StoreError, FileNotFoundError, ValueError) as e:
+    except (CorruptFileError, ValidationError, RunConflictError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return PROBLEMS
+    except (StoreError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return BAD_INPUT
+    except OSError as e:  # missing paths, permissions, read-only file systems met while working
+        what = f"{e.strerror}: {e.filename}" if e.filename else str(e)
+        print(f"error: {what}; check the path and its permissions", file=sys.stderr)
+        return BAD_INPUT

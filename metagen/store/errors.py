@@ -39,3 +39,7 @@ class SchemaVersionError(StoreError):
 
 class CompactionLockedError(StoreError):
     """Another ``compact`` holds the store's lock."""
+
+
+class StoreNotWritableError(StoreError):
+    """The store (or the folder it would be created in) cannot be written; found before any work is done."""

@@ -168,3 +168,17 @@ def conform(df: pl.DataFrame, schema: pa.Schema, table: str) -> pl.DataFrame:
         )
     target = polars_schema(schema)
     return df.select([pl.col(n).cast(t) if n in df.columns else pl.lit(None, t).alias(n) for n, t in target.items()])
+
+
+def kind_problems(runs: pl.DataFrame, synthetic: bool, where: str) -> list[Problem]:
+    """Runs whose ``source`` does not fit the store's kind: synthetic runs never mix with measured ones.
+
+    A synthetic store (``store.json`` ``synthetic: true``) holds only ``source = synthetic`` runs; a
+    measured store holds none.
+    """
+    wrong = runs.filter((pl.col("source") == "synthetic") != synthetic)
+    if synthetic:
+        msg, fix = "a non-synthetic run in a synthetic store", "write measured or imported runs into a measured store"
+    else:
+        msg, fix = "a synthetic run in a measured store", "write synthetic runs into a synthetic store"
+    return [Problem(where, f"{msg} (source={s!r})", fix, r) for r, s in wrong.select("run_id", "source").iter_rows()]

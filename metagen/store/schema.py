@@ -156,6 +156,7 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("num_classes", _I64, True, "meta-feature: number of classes"),
     Column("resolution", _I64, True, "meta-feature: image side length in pixels"),
     Column("channels", _I64, True, "meta-feature: image channels"),
+    Column("time_clock", _S, True, "what train_time/eval_time/time_cap_s measure: wall | process (CPU seconds)"),
     Column("dataset_fingerprint", _S, True, "sha256 (16 hex) of the dataset's labels and image bytes; NULL = unknown"),
     *RECIPE_COLUMNS,
     Column("source", _S, False, "one of " + " | ".join(SOURCES)),
@@ -369,6 +370,11 @@ def _check_runs(runs: pl.DataFrame, where: str) -> list[Problem]:
         (pl.col("crop_scale_min") <= 0) | (pl.col("crop_scale_min") > 1),
         "crop_scale_min is outside (0, 1]",
         "record the smallest crop area fraction that was used",
+    )
+    add(
+        pl.col("time_clock").is_not_null() & ~pl.col("time_clock").is_in(["wall", "process"]),
+        "time_clock is not wall or process",
+        "record how epoch times were measured",
     )
     add((pl.col("hflip") < 0) | (pl.col("hflip") > 1), "hflip is outside [0, 1]", "record the flip probability")
     add(pl.col("color_jitter") < 0, "color_jitter is negative", "record the jitter strength that was used")

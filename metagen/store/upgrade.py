@@ -1,11 +1,12 @@
 """Rewriting a store of an older schema version in the current one: ``upgrade_store``.
 
-Version 1 -> 2 adds the run columns of the train recipe, the transforms as run and the dataset
-fingerprint (see :data:`metagen.store.schema.RECIPE_COLUMNS`). What version 1 did not record is
-filled in only where it is known: runs that metagen's own runner wrote (``source = metagen``)
-always trained with timm's ImageNet recipe (crop scale 0.08, flip 0.5, jitter 0.4), so they get it;
-every other new value stays NULL (unknown). Each file is replaced atomically (temp file + rename),
-so an interrupted upgrade leaves every file either old or new, and running it again finishes it.
+Version 1 -> 2 adds the run columns of the train recipe, the transforms as run, the clock of the
+epoch times and the dataset fingerprint (see :data:`metagen.store.schema.RECIPE_COLUMNS`). What
+version 1 did not record is filled in only where it is known: runs that metagen's own runner wrote
+(``source = metagen``) always trained with timm's ImageNet recipe (crop scale 0.08, flip 0.5, jitter
+0.4) and timed epochs by the wall clock, so they get those; every other new value stays NULL (unknown).
+Each file is replaced atomically (temp file + rename), so an interrupted upgrade leaves every file
+either old or new, and running it again finishes it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from metagen.store.schema import (
     SCHEMA_VERSION,
 )
 
-V1_ADDED_COLUMNS = ("dataset_fingerprint", "crop_scale_min", "hflip", "color_jitter", "train_transforms",
+V1_ADDED_COLUMNS = ("time_clock", "dataset_fingerprint", "crop_scale_min", "hflip", "color_jitter", "train_transforms",
                     "eval_transforms")  # fmt: skip
 """Run columns that schema version 2 added."""
 
@@ -62,6 +63,8 @@ def _upgrade_runs_table(table: pa.Table, target: pa.Schema) -> pa.Table:
             columns[f.name] = table.column(f.name)
         elif f.name in RECIPE:
             columns[f.name] = pa.array([IMAGENET_RECIPE[f.name] if o else None for o in own], f.type)
+        elif f.name == "time_clock":  # metagen's v1 runner timed epochs by the wall clock
+            columns[f.name] = pa.array(["wall" if o else None for o in own], f.type)
         elif f.name in V1_ADDED_COLUMNS:
             columns[f.name] = pa.nulls(n, f.type)
         else:
@@ -106,6 +109,7 @@ def upgrade_store(root: str | Path) -> UpgradeReport:
     d["deviations"] = tuple(d.get("deviations", ()))
     meta = StoreMetadata(**{k: v for k, v in d.items() if k in StoreMetadata.__dataclass_fields__})
     update_metadata(root, replace(meta, schema_version=SCHEMA_VERSION))
-    for arrays in Path(root).glob("compacted/version=*/_arrays.arrow"):
-        arrays.unlink()  # derived view, token-checked; rebuilt by the next compact
+    from metagen.store.writer import refresh_array_views
+
+    refresh_array_views(root)  # the derived dense-array views are token-checked against the rewritten parts
     return UpgradeReport(rewritten, version, SCHEMA_VERSION)

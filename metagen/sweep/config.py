@@ -90,7 +90,7 @@ class SweepConfig(TrainingSettings):
 
     The settings every run of the sweep shares with ``python -m metagen.finetune`` (store, which is created
     if missing, version, epochs, schedule_epochs, seed, which also seeds the pipeline sampling, pretrained,
-    hub_dir, img_size, the train recipe crop_scale_min / hflip / color_jitter, device, deterministic,
+    hub_dir, img_size, the train recipe crop_scale_min / hflip / color_jitter, device, clock, deterministic,
     num_workers, num_threads) and their meaning:
     :class:`metagen.finetune.config.TrainingSettings`. The sweep's own fields follow.
     """

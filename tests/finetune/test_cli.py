@@ -32,6 +32,11 @@ def test_cli_trains_and_writes_the_run_without_touching_the_cwd(tiny_dataset, st
     done = cli(*args, cwd=work)
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout
+    lines = done.stdout.splitlines()
+    epoch = [line for line in lines if line.startswith("epoch 1/1  train loss ")]
+    assert len(epoch) == 1 and "val top-1 " in epoch[0] and epoch[0].endswith(" s")  # one line per epoch
+    assert any(line.startswith("final val top-1: ") for line in lines)
+    assert not (tmp_path / "ck").exists() or not any((tmp_path / "ck").iterdir())  # checkpoint gone once stored
     run = StoreReader(store).scan_runs().collect().row(0, named=True)
     assert run["dataset_version"] == "mini" and run["time_cap_s"] == 14400.0 and run["seed"] == 3
     assert (

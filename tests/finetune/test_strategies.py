@@ -34,7 +34,7 @@ def test_regularisers_stochnorm_and_cotuning_train_with_local_weights(tiny_datas
     hp = {"sp_reg": 0.01, "delta_reg": 0.01, "bss_reg": 0.01, "cotuning_reg": 1.0, "stoch_norm": True,
           "smoothing": 0.1, "drop": 0.3, "amp": True}  # fmt: skip
     cfg = make_cfg(tiny_dataset, store, tmp_path, model=BN_MODEL, epochs=1, hp=hp, pretrained="auto",
-                   weights_file=str(weights_file))  # fmt: skip
+                   weights_file=str(weights_file), keep_checkpoint=True)  # fmt: skip
     result = finetune(cfg)
     assert result.status == "ok", result.message
     run = stored(store)

@@ -43,6 +43,7 @@ def test_a_version_1_store_is_upgraded_in_place_and_reads_again(store: Path) -> 
     for rid in ("own", "loose"):  # metagen's v1 runner always used timm's ImageNet recipe
         assert {k: runs[rid][k] for k in IMAGENET_RECIPE} == IMAGENET_RECIPE
     assert runs["imported"]["hflip"] is None and runs["own"]["dataset_fingerprint"] is None
+    assert runs["own"]["time_clock"] == "wall" and runs["imported"]["time_clock"] is None
     assert upgrade_store(store).files_rewritten == 0
 
 
