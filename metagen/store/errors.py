@@ -39,3 +39,7 @@ class SchemaVersionError(StoreError):
 
 class CompactionLockedError(StoreError):
     """Another ``compact`` holds the store's lock."""
+
+
+class DatasetFolderError(StoreError):
+    """A dataset folder given for a store's quality report is missing, unreadable or does not match its runs."""
