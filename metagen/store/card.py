@@ -3,7 +3,9 @@
 ``write_card(store, out_dir)`` writes ``out_dir/<name>.md`` and its figures under
 ``out_dir/<name>/``. The store is read once, lazily: the runs table and a per-run aggregate of the
 curves table (compute seconds, last-epoch accuracy) are collected into one small frame with one
-row per run, and every number of the card is a polars aggregation of that frame.
+row per run, and every number of the card is a polars aggregation of that frame. Its Quality
+section is :mod:`metagen.store.quality`'s report of that frame (with the pixel baseline when
+``write_card`` is given the dataset folders).
 """
 
 from __future__ import annotations

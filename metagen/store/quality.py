@@ -230,6 +230,13 @@ def spearman(early: np.ndarray, final: np.ndarray) -> tuple[float | None, int]:
     return float(spearmanr(a, b).statistic), int(a.size)
 
 
+def init_groups(runs: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(pretrained, random-init) boolean masks of the runs; runs that record no ``pretrained_source`` are in neither."""
+    source = runs["pretrained_source"]
+    random = (source == RANDOM_INIT).fill_null(False)
+    return (source.is_not_null() & ~random).to_numpy(), random.to_numpy()
+
+
 def dataset_quality(facts: DatasetFacts, runs: pl.DataFrame, baseline: PixelBaseline | None = None) -> DatasetQuality:
     """The quality numbers of one dataset from its rows of the per-run frame, sorted by run id.
 
@@ -238,9 +245,7 @@ def dataset_quality(facts: DatasetFacts, runs: pl.DataFrame, baseline: PixelBase
     final = runs["final_top1"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     early = runs["epoch5_top1"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     long_enough = runs["n_epochs"].to_numpy() >= EARLY_EPOCH
-    source = runs["pretrained_source"]
-    pretrained = (source.is_not_null() & (source != RANDOM_INIT)).to_numpy()
-    random = (source == RANDOM_INIT).fill_null(False).to_numpy()
+    pretrained, random = init_groups(runs)
     k = facts.num_classes if facts.num_classes is not None else (baseline.num_classes if baseline else None)
     chance = 1.0 / k if k else None
     n_low = None
@@ -314,11 +319,8 @@ def overall(datasets: Sequence[DatasetQuality], runs: pl.DataFrame) -> Overall:
     """Store-wide numbers: runs pooled over datasets for the low share and the pretrained / random-init medians."""
     known = [d for d in datasets if d.n_low is not None]
     n_known = sum(d.n_runs for d in known)
-    source = pl.col("pretrained_source")
-    final = runs["final_top1"].cast(pl.Float64).fill_null(np.nan)
-    pretrained = runs.select(source.is_not_null() & (source != RANDOM_INIT)).to_series().to_numpy()
-    random = runs.select(source == RANDOM_INIT).to_series().fill_null(False).to_numpy()
-    values = final.to_numpy()
+    values = runs["final_top1"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    pretrained, random = init_groups(runs)
     return Overall(
         n_datasets=len(datasets),
         n_runs=runs.height,
@@ -420,7 +422,7 @@ def checks(datasets: Sequence[DatasetQuality], summary: Overall, with_baseline: 
             "best_models",
             f"at least {MIN_BEST_MODELS} different models are best on some dataset",
             "pass" if len(best) >= MIN_BEST_MODELS else "fail",
-            f"{len(best)}: {', '.join(best) or 'none'}",
+            f"{len(best)}: {_listing(best) or 'none'}",
         )
     )
     return tuple(out)
