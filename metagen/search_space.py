@@ -19,12 +19,16 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "search_spaces"
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A model of the hub: its timm name, the paper's alias, size and ImageNet top-1 (%)."""
+    """A model of the hub: its timm name, the paper's alias, size and ImageNet top-1 (%).
+
+    ``imagenet_top1`` is ``None`` (``null`` in the YAML) for a model whose weights are not ImageNet's
+    (a card of the local hub, ``metagen.hub``).
+    """
 
     name: str
     alias: str
     params_m: float
-    imagenet_top1: float
+    imagenet_top1: float | None = None
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from metagen.datasets.errors import GeneratorArgumentError, OutputExistsError, S
 from metagen.datasets.kinds import KIND_SPECS, KINDS, Kind
 from metagen.datasets.split import PAPER_SPLIT_SEED, split_indices
 
-GENERATOR_VERSION = "1"
-"""Bumped whenever a kind's output for the same arguments changes."""
+GENERATOR_VERSION = "2"
+"""Bumped whenever a kind's output for the same arguments changes (2: info.json declares ``tolerates``)."""
 
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 IMAGE_COLUMN, CATEGORY_COLUMN, SUPER_CATEGORY_COLUMN = "FILE_NAME", "CATEGORY", "SUPER_CATEGORY"
@@ -103,6 +103,7 @@ def _info(spec: Kind, name: str, class_names: tuple[str, ...], per_class: int, r
         "generator": "metagen.datasets",
         "generator_version": GENERATOR_VERSION,
         "generator_details": extra,
+        "tolerates": spec.tolerates.to_json(),
     }
 
 

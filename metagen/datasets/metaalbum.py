@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from metagen.datasets.errors import (
     DatasetNotFoundError,
+    InfoError,
     LabelsError,
     LayoutError,
     MissingImageError,
@@ -20,6 +22,7 @@ from metagen.datasets.errors import (
     UnlabeledImageError,
     UnreadableImageError,
 )
+from metagen.datasets.kinds.base import Tolerance
 from metagen.datasets.layout import IMAGE_SUFFIXES, image_folder, label_columns, list_images, read_info, read_labels
 from metagen.datasets.split import PAPER_SPLIT_SEED, Split, split_indices
 
@@ -109,6 +112,31 @@ class MetaAlbumDataset:
             "channels": CHANNELS,
         }
 
+    def tolerates(self) -> Tolerance:
+        """What the images tolerate in training augmentation: info.json ``tolerates`` (default: anything timm's
+        ImageNet recipe does, as for real Meta-Album data).
+
+        Raises:
+            InfoError: the entry is malformed.
+        """
+        try:
+            return Tolerance.from_info(self.info)
+        except ValueError as e:
+            raise InfoError(f"{self.root / 'info.json'}: {e}") from e
+
+    def fingerprint(self) -> str:
+        """Content identity: sha256 (first 16 hex) over every (file name, class name, image bytes) in the fixed order.
+
+        Two folders with the same name but other labels or images get different fingerprints; a copy of a
+        folder gets the same one. Reads every image file once (milliseconds for Micro-sized datasets).
+        """
+        h = hashlib.sha256()
+        for path, label in zip(self.files, self.labels.tolist(), strict=True):
+            data = path.read_bytes()
+            h.update(f"{path.name}\0{self.classes[label]}\0{len(data)}\0".encode())
+            h.update(data)
+        return h.hexdigest()[:16]
+
     def open_image(self, i: int) -> Image.Image:
         """Image ``i`` of the fixed order, decoded and converted to RGB."""
         path = self.files[i]
@@ -187,6 +215,11 @@ def load_dataset(path: str | Path, *, verify: bool = False) -> MetaAlbumDataset:
     if empty:
         raise UnreadableImageError(f"{len(empty)} empty image file(s) in {folder}: {_some(empty)}; replace or delete")
     classes = tuple(sorted(set(labels.values())))
+    if len(classes) < 2:
+        raise LabelsError(
+            f"{root / 'labels.csv'} has {len(classes)} class(es) ({_some(list(classes))}); a classification dataset "
+            "needs at least 2 (every accuracy would be 1.0). Add the other classes' images and rows."
+        )
     index = {c: i for i, c in enumerate(classes)}
     label_arr = np.fromiter((index[labels[n]] for n in names), dtype=np.int64, count=len(names))
     total = info.get("total_categories")

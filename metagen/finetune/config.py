@@ -18,6 +18,7 @@ DEFAULT_EPOCHS = 50
 """The reference's epoch budget, also the length of its LR schedule (reference §2.1.7)."""
 
 PRETRAINED_CHOICES = ("auto", "hub", "file", "none")
+CLOCK_CHOICES = ("wall", "process")
 
 
 @dataclass
@@ -38,12 +39,23 @@ class FinetuneConfig:
         hp: hyperparameters given explicitly; the others are sampled from the search space with ``seed``.
         search_space: name of the search space under ``conf/search_spaces``.
         max_params_m: only sample models up to this many million parameters (``None`` = all).
-        pretrained: ``auto`` (hub, else a local weights file or package), ``hub``, ``file`` (``weights_file``)
-            or ``none`` (random init; becomes part of the pipeline id).
+        pretrained: ``auto`` (``weights_file`` if given, else the Hugging Face hub, else the architecture's
+            card in ``hub_dir``, else an offline package), ``hub``, ``file`` (``weights_file``) or ``none``
+            (random init; becomes part of the pipeline id).
         weights_file: a local state-dict file (.safetensors / .pth / .bin) of the model's timm architecture.
+        hub_dir: a local hub folder of pretrained-weight cards (``python -m metagen.hub``); ``auto`` uses the
+            card of the model's architecture after the Hugging Face hub. ``None`` = no local hub.
         img_size: input resolution; ``None`` = the model's pretrained default (the reference's policy).
             Another value becomes part of the pipeline id.
+        crop_scale_min: train recipe, smallest RandomResizedCrop area fraction; ``None`` = timm's ImageNet 0.08,
+            raised to the dataset's declared ``min_crop_scale``.
+        hflip: train recipe, horizontal-flip probability; ``None`` = 0.5, or 0 where the dataset declares no flips.
+        color_jitter: train recipe, ColorJitter strength; ``None`` = 0.4, capped by the dataset's declaration.
+            The recipe is stored with the run and joins the pipeline id where it differs from 0.08 / 0.5 / 0.4.
         device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N``.
+        clock: how epoch times and the cap are measured: ``wall`` (seconds of wall-clock time, the reference's)
+            or ``process`` (CPU seconds of the training process: on a shared CPU machine other load does not
+            inflate them; needs device=cpu and num_workers=0). Stored with the run (``time_clock``).
         deterministic: deterministic algorithms (bit-identical curves on CPU, also across resumes).
         num_workers: data-loader worker processes (0 = load in the training process).
         num_threads: torch intra-op threads on CPU (``None`` = torch's default).
@@ -65,8 +77,13 @@ class FinetuneConfig:
     max_params_m: float | None = None
     pretrained: str = "auto"
     weights_file: str | None = None
+    hub_dir: str | None = None
     img_size: int | None = None
+    crop_scale_min: float | None = None
+    hflip: float | None = None
+    color_jitter: float | None = None
     device: str = "auto"
+    clock: str = "wall"
     deterministic: bool = False
     num_workers: int = 0
     num_threads: int | None = None

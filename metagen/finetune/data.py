@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from metagen._timm import import_timm
+from metagen.store.schema import IMAGENET_RECIPE
 
 Transform = Callable[[Any], torch.Tensor]
 
@@ -95,8 +96,13 @@ class EpochBatches(Sampler[list[tuple[int, int]]]):
             yield [(int(i), int(s)) for i, s in zip(order[sl], seeds[sl], strict=True)]
 
 
-def train_transform(data_config: Mapping[str, Any], hps: Mapping[str, Any]) -> Transform:
-    """timm's ImageNet train recipe (RandomResizedCrop 0.08-1, hflip, ColorJitter 0.4) + the space's augmentation.
+def train_transform(
+    data_config: Mapping[str, Any], hps: Mapping[str, Any], recipe: Mapping[str, float] | None = None
+) -> Transform:
+    """The base train recipe + the space's augmentation.
+
+    ``recipe``: ``{crop_scale_min, hflip, color_jitter}`` for RandomResizedCrop(scale=(crop_scale_min, 1)),
+    the flip probability and ColorJitter; ``None`` = timm's ImageNet recipe (0.08, 0.5, 0.4), the reference's.
 
     ``data_augmentation``: trivial_augment -> torchvision TrivialAugmentWide; random_augment ->
     torchvision RandAugment(ra_num_ops, ra_magnitude, 31 bins); auto_augment -> timm AutoAugment with
@@ -108,13 +114,14 @@ def train_transform(data_config: Mapping[str, Any], hps: Mapping[str, Any]) -> T
 
     aug = hps.get("data_augmentation")
     aa_policy = hps.get("auto_augment") if aug == "auto_augment" else None
+    r = dict(IMAGENET_RECIPE if recipe is None else recipe)
     tf = timm.data.create_transform(
         input_size=data_config["input_size"],
         is_training=True,
-        scale=(0.08, 1.0),
+        scale=(float(r["crop_scale_min"]), 1.0),
         ratio=(3 / 4, 4 / 3),
-        hflip=0.5,
-        color_jitter=0.4,
+        hflip=float(r["hflip"]),
+        color_jitter=float(r["color_jitter"]) or None,
         auto_augment=aa_policy,
         interpolation="random",
         mean=data_config["mean"],

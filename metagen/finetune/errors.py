@@ -38,3 +38,7 @@ class Interrupted(Exception):
 
 class StoreMissingError(FileNotFoundError):
     """The store to write into does not exist (create it with ``python -m metagen.store create``)."""
+
+
+class DatasetContentError(FinetuneConfigError):
+    """The store holds runs of a dataset of this name trained on other content (another fingerprint)."""

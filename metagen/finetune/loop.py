@@ -52,14 +52,15 @@ def _norm(params: list[nn.Parameter]) -> torch.Tensor | None:
 
 
 def train_epoch(parts: StepParts, loader: DataLoader, check: Callable[[], None]) -> dict[str, float]:
-    """Train one epoch; returns train_loss (mean, NaN if diverged), head/backbone grad norms (means), diverged.
+    """Train one epoch; returns train_loss (mean, NaN if diverged), train_ce (its classification part, without
+    regulariser penalties), head/backbone grad norms (means), diverged.
 
     ``check()`` runs before every batch and may raise :class:`StopEpoch`. On a non-finite loss the
     epoch ends at once with ``diverged = 1``.
     """
     model, opt = parts.model, parts.optimizer
     model.train()
-    loss_sum, n_steps = 0.0, 0
+    loss_sum, ce_sum, n_steps = 0.0, 0.0, 0
     head_sum = torch.zeros((), device=parts.device)
     body_sum = torch.zeros((), device=parts.device)
     n_head = n_body = 0
@@ -79,12 +80,14 @@ def train_epoch(parts: StepParts, loader: DataLoader, check: Callable[[], None])
         with torch.autocast(device_type=parts.device.type, dtype=torch.float16, enabled=parts.amp):
             out = model(x)
             loss = parts.loss_fn(out, target)
+            ce_value = loss.detach()
             if parts.regularizers is not None and parts.regularizers.active:
                 for term in parts.regularizers.penalty(model, x, target).values():
                     loss = loss + term
         value = float(loss.detach())
         if not math.isfinite(value):
-            return {"train_loss": math.nan, "head_grad_norm": math.nan, "backbone_grad_norm": math.nan, "diverged": 1}
+            return {"train_loss": math.nan, "train_ce": math.nan, "head_grad_norm": math.nan,
+                    "backbone_grad_norm": math.nan, "diverged": 1}  # fmt: skip
         parts.scaler.scale(loss).backward()
         parts.scaler.unscale_(opt)
         h, b = _norm(trainable_head), _norm(trainable_body)
@@ -99,9 +102,11 @@ def train_epoch(parts: StepParts, loader: DataLoader, check: Callable[[], None])
         parts.scaler.step(opt)
         parts.scaler.update()
         loss_sum += value
+        ce_sum += float(ce_value)
         n_steps += 1
     return {
         "train_loss": loss_sum / n_steps if n_steps else math.nan,
+        "train_ce": ce_sum / n_steps if n_steps else math.nan,
         "head_grad_norm": float(head_sum) / n_head if n_head else math.nan,
         "backbone_grad_norm": float(body_sum) / n_body if n_body else math.nan,
         "diverged": 0 if n_steps else 1,

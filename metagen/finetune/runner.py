@@ -5,7 +5,9 @@ training) -> return at once if the store holds the run -> resume from the run's 
 is one -> train, checkpointing after every epoch -> write the run with its status:
 
 * ok: the epoch budget was trained;
-* diverged: a training loss was NaN/inf (that epoch is kept with NaN values);
+* diverged: a training loss was NaN/inf (that epoch is kept with NaN values), or an epoch's mean
+  classification loss (the training loss without regulariser penalties) exploded beyond
+  ``DIVERGED_LOSS_FACTOR`` x ln(classes), the loss of a uniform guess (that epoch is kept, evaluated);
 * timeout: the wall-clock cap (train + eval time, accumulated across resumes) was reached; the
   epoch in progress is dropped, the curve so far kept;
 * oom: out of memory even at ``min_batch_size`` (the batch size is halved and the run restarted first);
@@ -41,11 +43,24 @@ from metagen.finetune.models import BuiltModel, WeightsSource, build_model, head
 from metagen.finetune.optim import build_loss, build_optimizer, build_scheduler, mean_lr, mixup_active
 from metagen.finetune.pipeline import dataset_name, resolve_pipeline
 from metagen.finetune.provenance import hardware, package_versions, peak_memory, reset_peak_memory
+from metagen.finetune.recipe import recipe_of
 from metagen.finetune.regularizers import Regularizers
-from metagen.finetune.store_io import check_store, run_row, stored_run, write
+from metagen.finetune.store_io import check_dataset_content, check_store, run_row, stored_run, write
 from metagen.store.schema import make_run_id, pipeline_id
 
 StopFn = Callable[[], bool]
+
+
+def _clock(name: str) -> Callable[[], float]:
+    """How epoch times (and the cap) are measured: ``wall`` seconds, or ``process``: this process's CPU seconds
+    (all its threads), which other load on a shared CPU machine does not inflate (CPU runs, ``num_workers=0``)."""
+    return time.process_time if name == "process" else time.monotonic
+
+
+DIVERGED_LOSS_FACTOR = 100.0
+"""A mean classification loss above this many times ln(num_classes) (cross-entropy of a uniform guess) marks the
+run diverged: its logits blew up. The penalties of L2-SP/DELTA/BSS are left out of the test, as they can be
+large from the first step without any divergence (DELTA compares train-mode and eval-mode features)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ class _Outcome:
     message: str | None
     batch_size: int
     resumed_from: int | None
+    transforms: tuple[str, str] | None = None  # (train, eval) pipelines as run; None when nothing was trained
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -197,8 +213,10 @@ class _Run:
         scheduler = build_scheduler(optimizer, hps, cfg.schedule_epochs)
         scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
         pin = device.type == "cuda"
-        train_images = SplitImages(self.ds, self.split.train, train_transform(built.data_config, hps))
-        val_images = SplitImages(self.ds, self.split.val, eval_transform(built.data_config))
+        train_tf, eval_tf = train_transform(built.data_config, hps, recipe_of(hps)), eval_transform(built.data_config)
+        transforms = (repr(train_tf), repr(eval_tf))
+        train_images = SplitImages(self.ds, self.split.train, train_tf)
+        val_images = SplitImages(self.ds, self.split.val, eval_tf)
         batches = EpochBatches(len(train_images), batch_size, cfg.seed)
         loader = train_loader(train_images, batches, cfg.num_workers, pin)
         val_loader = eval_loader(val_images, max(batch_size, 16), cfg.num_workers, pin)
@@ -247,8 +265,9 @@ class _Run:
             mixup=mixup,
         )
         status, message = "ok", None
+        now = _clock(cfg.clock)
         if start >= cfg.epochs:  # the checkpoint is ahead of this (smaller) budget: curves are prefix-stable
-            return _Outcome("ok", curve[: cfg.epochs], None, batch_size, start)
+            return _Outcome("ok", curve[: cfg.epochs], None, batch_size, start, transforms)
         for epoch in range(start, cfg.epochs):
             if lp_switch and epoch >= lp_switch:
                 apply_freeze(model, pct)
@@ -257,30 +276,38 @@ class _Run:
             if mixup is not None:
                 mixup.rng = np.random.default_rng([cfg.seed, epoch, 1])
             reset_peak_memory(device)
-            t0 = time.monotonic()
+            t0 = now()
 
             def check(t0: float = t0, elapsed: float = elapsed) -> None:
                 if should_stop is not None and should_stop():
                     raise StopEpoch("stop")
-                if cfg.cap_s is not None and elapsed + (time.monotonic() - t0) > cfg.cap_s:
+                if cfg.cap_s is not None and elapsed + (now() - t0) > cfg.cap_s:
                     raise StopEpoch("timeout")
 
             try:
                 tr = train_epoch(parts, loader, check)
-                t1 = time.monotonic()
+                t1 = now()
                 if tr["diverged"]:
                     curve.append(self._row(epoch, tr, None, t1 - t0, 0.0, mean_lr(optimizer)))
                     status, message = "diverged", f"non-finite training loss in epoch {epoch + 1}"
                     break
                 check()
                 ev = evaluate(model, val_loader, device, self.amp, self.num_classes)
+                exploded = tr["train_ce"] > DIVERGED_LOSS_FACTOR * max(math.log(self.num_classes), 1.0)
             except StopEpoch as s:
                 if s.reason == "stop":
                     raise Interrupted(self.run_id, epoch) from None
                 status, message = "timeout", f"wall-clock cap of {cfg.cap_s} s reached during epoch {epoch + 1}"
                 break
-            t2 = time.monotonic()
+            t2 = now()
             lr = mean_lr(optimizer)
+            if exploded:
+                curve.append(self._row(epoch, tr, ev, t1 - t0, t2 - t1, lr))
+                status = "diverged"
+                k = self.num_classes
+                message = (f"classification loss {tr['train_ce']:.4g} in epoch {epoch + 1} exceeds "
+                           f"{DIVERGED_LOSS_FACTOR:g} x ln({k}) (a uniform guess scores ln({k}))")  # fmt: skip
+                break
             scheduler.step(epoch + 1, ev["eval_top1"])
             curve.append(self._row(epoch, tr, ev, t1 - t0, t2 - t1, lr))
             elapsed += t2 - t0
@@ -308,7 +335,7 @@ class _Run:
             if cfg.cap_s is not None and elapsed >= cfg.cap_s and epoch + 1 < cfg.epochs:
                 status, message = "timeout", f"wall-clock cap of {cfg.cap_s} s reached after epoch {epoch + 1}"
                 break
-        return _Outcome(status, curve, message, batch_size, start if state is not None else None)
+        return _Outcome(status, curve, message, batch_size, start if state is not None else None, transforms)
 
     def _row(
         self, epoch: int, tr: dict[str, float], ev: dict[str, float] | None, t_train: float, t_eval: float, lr: float
@@ -393,6 +420,11 @@ def finetune(
     name = dataset_name(cfg.dataset)
     run_id = make_run_id(cfg.version, name, pipeline_id(model_name, hps), cfg.seed)
     check_store(cfg.store)
+    from metagen.datasets import load_dataset
+
+    ds = load_dataset(cfg.dataset)
+    content = ds.fingerprint()
+    check_dataset_content(cfg.store, cfg.version, name, content, cfg.dataset)
     stored = stored_run(cfg.store, cfg.version, name, run_id)
     if stored is not None:
         note = None
@@ -402,15 +434,12 @@ def finetune(
                 "result, so extend it into another store (its checkpoint resumes it)"
             )
         return FinetuneResult(run_id, stored["status"], stored["n_epochs"], None, False, 0.0, note)
-    weights = resolve_weights(model_name, cfg.pretrained, cfg.weights_file)
+    weights = resolve_weights(model_name, cfg.pretrained, cfg.weights_file, cfg.hub_dir)
     if float(hps["cotuning_reg"]) > 0 and weights.kind == "random":
         raise FinetuneConfigError(
             "cotuning_reg > 0 needs the pretrained source head, which pretrained=none lacks; set hp.cotuning_reg=0"
         )
     device = _device(cfg.device)
-    from metagen.datasets import load_dataset
-
-    ds = load_dataset(cfg.dataset)
     split = ds.split()
     meta = ds.meta_features(split)
     ck_dir = ckpt.run_dir(cfg.checkpoint_dir or default_checkpoint_dir(cfg.store), run_id)
@@ -450,6 +479,9 @@ def finetune(
         pretrained_source=weights.provenance,
         hardware=hardware(device),
         package_versions=package_versions(),
+        dataset_fingerprint=content,
+        transforms=outcome.transforms,
+        time_clock=cfg.clock,
     )
     wrote = write(cfg.store, run, outcome.curve)
     if not cfg.keep_checkpoint:

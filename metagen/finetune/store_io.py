@@ -9,11 +9,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from metagen.finetune.errors import StoreMissingError
+from metagen.finetune.errors import DatasetContentError, StoreMissingError
+from metagen.finetune.recipe import recipe_of
 from metagen.store.errors import StoreNotFoundError
 from metagen.store.files import read_run_file
-from metagen.store.layout import compacted_parts, loose_path, read_metadata
-from metagen.store.schema import HYPERPARAMETERS
+from metagen.store.layout import LOOSE_DIR, compacted_parts, loose_files, loose_path, partition_dir, read_metadata
+from metagen.store.schema import HYPERPARAMETERS, RECIPE
 from metagen.store.writer import write_run
 
 
@@ -25,6 +26,34 @@ def check_store(root: str | Path) -> None:
         raise StoreMissingError(
             f"{root} is not a learning-curve store ({e}); create it first: python -m metagen.store create {root}"
         ) from e
+
+
+def stored_fingerprints(root: str | Path, version: str, dataset: str) -> set[str]:
+    """The dataset fingerprints the store's runs of ``dataset`` (of ``version``) recorded (NULLs left out)."""
+    found: set[str] = set()
+    for loose in loose_files(root, version):
+        if loose.parent == partition_dir(root, LOOSE_DIR, version, dataset):
+            fp = pq.read_table(loose, columns=["dataset_fingerprint"]).column(0)[0].as_py()
+            found.update([fp] if fp else [])
+    for runs_path, _ in compacted_parts(root, version, dataset):
+        column = pq.read_table(runs_path, columns=["dataset_fingerprint"]).column(0)
+        found.update(fp for fp in column.unique().to_pylist() if fp)
+    return found
+
+
+def check_dataset_content(root: str | Path, version: str, dataset: str, fingerprint: str, path: str | Path) -> None:
+    """Raise :class:`DatasetContentError` if the store holds runs of ``dataset`` on another content.
+
+    A dataset is identified in run ids by its name; this makes the name mean one content, so a copied
+    folder with other labels or images is never served the stored curves of the original.
+    """
+    other = stored_fingerprints(root, version, dataset) - {fingerprint}
+    if other:
+        raise DatasetContentError(
+            f"{path}: the store {root} holds runs of dataset {dataset!r} (version {version!r}) trained on other "
+            f"content (fingerprint {sorted(other)[0]}, this folder {fingerprint}). Give this dataset another name "
+            "(info.json dataset_name) or use another store or version."
+        )
 
 
 def stored_run(root: str | Path, version: str, dataset: str, run_id: str) -> dict[str, Any] | None:
@@ -60,9 +89,13 @@ def run_row(
     pretrained_source: str,
     hardware: str,
     package_versions: Mapping[str, str],
+    dataset_fingerprint: str | None = None,
+    transforms: tuple[str, str] | None = None,
+    time_clock: str = "wall",
 ) -> dict[str, Any]:
-    """The runs-table row of a finished run (inactive conditionals NULL, extras in ``extra_hps``)."""
-    extra = {k: v for k, v in hps.items() if k not in HYPERPARAMETERS}
+    """The runs-table row of a finished run (inactive conditionals NULL, the recipe in its columns, other
+    extras in ``extra_hps``; ``transforms`` = the (train, eval) pipelines as run, None when none was built)."""
+    extra = {k: v for k, v in hps.items() if k not in HYPERPARAMETERS and k not in RECIPE}
     return {
         "run_id": run_id,
         "pipeline_id": pipeline,
@@ -79,6 +112,11 @@ def run_row(
         "time_cap_s": None if cap_s is None else float(cap_s),
         **{k: int(v) for k, v in meta_features.items()},
         "source": "metagen",
+        **recipe_of(hps),
+        "train_transforms": None if transforms is None else transforms[0],
+        "eval_transforms": None if transforms is None else transforms[1],
+        "dataset_fingerprint": dataset_fingerprint,
+        "time_clock": time_clock,
         "pretrained_source": pretrained_source,
         "hardware": hardware,
         "package_versions": json.dumps(dict(package_versions), sort_keys=True),

@@ -85,6 +85,18 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upgrade(args: argparse.Namespace) -> int:
+    from metagen.store.upgrade import upgrade_store
+
+    report = upgrade_store(args.store)
+    if report.files_rewritten == 0 and report.from_version == report.to_version:
+        print(f"{args.store}: already schema version {report.to_version}; nothing to do")
+    else:
+        print(f"{args.store}: schema version {report.from_version} -> {report.to_version}, "
+              f"{report.files_rewritten} files rewritten")  # fmt: skip
+    return 0
+
+
 def _card(args: argparse.Namespace) -> int:
     from metagen.store.card import write_card
 
@@ -150,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["paper", "tiny"], default="tiny")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser("upgrade", help="rewrite a store of an older schema version in the current one")
+    p.add_argument("store", type=Path)
+    p.set_defaults(func=_upgrade)
 
     datasets_help = "folder holding the store's dataset folders (Meta-Album layout), for the pixel baseline; repeatable"
     p = sub.add_parser("card", help="write data_cards/<name>.md and figures for a store")

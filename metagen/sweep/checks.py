@@ -44,6 +44,8 @@ def check_config(cfg: SweepConfig) -> None:
         p.append(f"seed={cfg.seed} must be >= 0")
     if cfg.pretrained not in PRETRAINED_CHOICES:
         p.append(f"pretrained={cfg.pretrained!r} is not one of {list(PRETRAINED_CHOICES)}")
+    if cfg.hub_dir is not None and not Path(cfg.hub_dir).expanduser().is_dir():
+        p.append(f"hub_dir={cfg.hub_dir} is not a folder; give a local hub folder of cards (metagen.hub) or null")
     if cfg.img_size is not None and cfg.img_size < 8:
         p.append(f"img_size={cfg.img_size} is too small (at least 8 pixels, or null for each model's default)")
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):

@@ -117,10 +117,21 @@ class SweepConfig:
     cap_s: float | None = None
     # pretrained weights: auto | hub | file | none (random init; part of the pipeline id)
     pretrained: str = "auto"
+    # local hub folder of pretrained-weight cards (python -m metagen.hub); pretrained=auto uses the card of a
+    # model's architecture when the Hugging Face hub has no weights for it; null = no local hub
+    hub_dir: str | None = None
     # input resolution; null = each model's default; another value becomes part of the pipeline id
     img_size: int | None = None
+    # train recipe: smallest RandomResizedCrop area; null = timm's ImageNet 0.08 raised to what the dataset tolerates
+    crop_scale_min: float | None = None
+    # train recipe: horizontal-flip probability; null = 0.5, or 0 for datasets that declare no flips
+    hflip: float | None = None
+    # train recipe: ColorJitter strength; null = 0.4 capped by the dataset's declaration
+    color_jitter: float | None = None
     # auto | cpu | cuda | cuda:N
     device: str = "auto"
+    # epoch times and the cap: wall (wall-clock seconds) | process (CPU seconds of the run; CPU, no loader workers)
+    clock: str = "wall"
     # deterministic algorithms (bit-identical curves on CPU, also across resumes)
     deterministic: bool = False
     # data-loader worker processes per run

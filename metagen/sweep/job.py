@@ -51,8 +51,13 @@ class RunSettings:
     schedule_epochs: int
     cap_s: float | None
     pretrained: str
+    hub_dir: str | None
     img_size: int | None
+    crop_scale_min: float | None
+    hflip: float | None
+    color_jitter: float | None
     device: str
+    clock: str
     deterministic: bool
     num_workers: int
     num_threads: int | None
@@ -72,8 +77,13 @@ class RunSettings:
             schedule_epochs=cfg.schedule_epochs,
             cap_s=cfg.run_cap_s(),
             pretrained=cfg.pretrained,
+            hub_dir=str(Path(cfg.hub_dir).expanduser().resolve()) if cfg.hub_dir is not None else None,
             img_size=cfg.img_size,
+            crop_scale_min=cfg.crop_scale_min,
+            hflip=cfg.hflip,
+            color_jitter=cfg.color_jitter,
             device=cfg.device,
+            clock=cfg.clock,
             deterministic=cfg.deterministic,
             num_workers=cfg.num_workers,
             num_threads=cfg.num_threads,
@@ -101,8 +111,13 @@ def finetune_config(settings: RunSettings, dataset: str, model: str, hp: dict[st
         hp=dict(hp),
         search_space=settings.search_space,
         pretrained=settings.pretrained,
+        hub_dir=settings.hub_dir,
         img_size=settings.img_size,
+        crop_scale_min=settings.crop_scale_min,
+        hflip=settings.hflip,
+        color_jitter=settings.color_jitter,
         device=settings.device,
+        clock=settings.clock,
         deterministic=settings.deterministic,
         num_workers=settings.num_workers,
         num_threads=settings.num_threads,

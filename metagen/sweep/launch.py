@@ -83,7 +83,8 @@ def load_datasets(paths: list[Path]) -> list[DatasetRef]:
     refs, problems = [], []
     for p in paths:
         try:
-            refs.append(DatasetRef(str(p), load_dataset(p).name))
+            ds = load_dataset(p)
+            refs.append(DatasetRef(str(p), ds.name, ds.fingerprint()))
         except DatasetError as e:
             problems.append(f"{p}: {e}")
     if problems:
@@ -94,27 +95,28 @@ def load_datasets(paths: list[Path]) -> list[DatasetRef]:
 def make_resolver(settings: RunSettings, names: dict[str, str], seed: int) -> Callable[..., tuple[str, str]]:
     """``(dataset path, model, hp) -> (run id, pipeline id)`` by ``metagen.finetune``'s rules.
 
-    ``metagen.finetune.resolve_pipeline`` is asked once per model (it parses the search space, ~0.1 s):
-    it canonicalises the model name and adds the run settings that join the pipeline (e.g.
-    ``pretrained=none``, a non-default ``img_size``); those extras depend on the model and the settings
-    only, so the other pipelines of the model reuse them. The first pipeline of every dataset is also
-    checked against ``metagen.finetune.run_id_of``, so the plan never disagrees with the ids the runner writes.
+    ``metagen.finetune.resolve_pipeline`` is asked once per model and dataset (it parses the search space,
+    ~0.1 s): it canonicalises the model name and adds the run settings that join the pipeline (e.g.
+    ``pretrained=none``, a non-default ``img_size``, the train recipe the dataset tolerates); those extras
+    depend on the model, the dataset and the settings only, so the other pipelines reuse them. The first
+    pipeline of every dataset is also checked against ``metagen.finetune.run_id_of``, so the plan never
+    disagrees with the ids the runner writes.
     """
     from metagen.finetune import resolve_pipeline, run_id_of
     from metagen.store.schema import make_run_id, pipeline_id
 
-    per_model: dict[str, tuple[str, dict[str, Any]]] = {}
+    per_model: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
     checked: set[str] = set()
 
     def resolve(dataset: str, model: str, hp: dict[str, Any]) -> tuple[str, str]:
         fcfg = finetune_config(settings, dataset, model, hp, seed)
-        if model not in per_model:
+        if (model, dataset) not in per_model:
             try:
                 canonical, full = resolve_pipeline(fcfg)
             except (ValueError, FileNotFoundError) as e:
                 raise SweepConfigError(f"the runner rejects a sampled pipeline ({model} on {dataset}): {e}") from e
-            per_model[model] = (canonical, {k: v for k, v in full.items() if k not in hp})
-        canonical, extras = per_model[model]
+            per_model[model, dataset] = (canonical, {k: v for k, v in full.items() if k not in hp})
+        canonical, extras = per_model[model, dataset]
         pid = pipeline_id(canonical, {**hp, **extras})
         run_id = make_run_id(settings.version, names[dataset], pid, seed)
         if dataset not in checked:
@@ -139,6 +141,31 @@ def stored_run_ids(store: Path, version: str) -> set[str]:
         return set()
     reader = StoreReader(store, check=False)
     return set(reader.scan_runs(version).select("run_id").collect()["run_id"].to_list())
+
+
+def check_stored_contents(store: Path, version: str, datasets: list[DatasetRef]) -> None:
+    """Refuse datasets whose name the store already holds with other content (runs of it would be skipped as
+    stored and the other content's curves served for them).
+
+    Raises:
+        SweepConfigError: naming every such dataset.
+    """
+    from metagen.finetune.store_io import stored_fingerprints
+    from metagen.store.layout import STORE_FILE
+
+    if not (store / STORE_FILE).exists():
+        return
+    problems = []
+    for d in datasets:
+        other = stored_fingerprints(store, version, d.name) - {d.fingerprint}
+        if other:
+            problems.append(f"{d.path}: dataset {d.name!r} has fingerprint {d.fingerprint}, but the store's runs of "
+                            f"that name were trained on content {sorted(other)[0]}")  # fmt: skip
+    if problems:
+        raise SweepConfigError(
+            "datasets whose name the store holds with other content:\n  " + "\n  ".join(problems) + "\nGive each "
+            "its own name (info.json dataset_name), or use another store or version"
+        )
 
 
 def _check_store(store: Path) -> None:
@@ -207,6 +234,7 @@ def prepare(cfg: SweepConfig) -> Prepared:
     partition = _check_slurm(cfg, warnings) if isinstance(cfg.cluster, SlurmClusterConfig) else None
     settings = RunSettings.from_config(cfg)
     resolver = make_resolver(settings, {d.path: d.name for d in datasets}, cfg.seed)
+    check_stored_contents(store, cfg.version, datasets)
     plan = plan_runs(datasets, space, cfg.pipelines_per_dataset, cfg.seed, resolver, stored_run_ids(store, cfg.version))
     return Prepared(cfg, settings, datasets, plan, partition, warnings)
 

@@ -25,10 +25,12 @@ MAX_DRAWS_PER_PIPELINE = 200
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """A dataset of the sweep: its folder (absolute) and its name (which enters the run ids)."""
+    """A dataset of the sweep: its folder (absolute), its name (which enters the run ids) and its content
+    fingerprint (``MetaAlbumDataset.fingerprint``; "" = not computed)."""
 
     path: str
     name: str
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)

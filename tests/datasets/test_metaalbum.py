@@ -244,3 +244,33 @@ def test_too_few_images_for_a_split(tmp_path: Path) -> None:
     write_metaalbum(root, {"a": 2, "b": 2})
     with pytest.raises(SplitError, match=r"4 images: .* leaves \['val'\] empty"):
         load_dataset(root).split()
+
+
+def test_a_single_class_dataset_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    write_metaalbum(root, {"only": 10})
+    with pytest.raises(LabelsError, match=r"1 class\(es\).*needs at least 2"):
+        load_dataset(root)
+
+
+def test_fingerprint_names_the_content_not_the_folder(tiny: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny, copy)
+    assert load_dataset(copy).fingerprint() == load_dataset(tiny).fingerprint()
+    image = sorted((copy / "images").iterdir())[0]
+    image.write_bytes(image.read_bytes() + b"\0")  # one byte more in one image
+    assert load_dataset(copy).fingerprint() != load_dataset(tiny).fingerprint()
+
+
+def test_tolerates_is_read_from_info_json_with_imagenet_defaults(tiny: Path) -> None:
+    ds = load_dataset(tiny)
+    assert ds.tolerates().hflip and ds.tolerates().min_crop_scale == 0.08  # real Meta-Album: anything goes
+    info = json.loads((tiny / "info.json").read_text())
+    (tiny / "info.json").write_text(json.dumps({**info, "tolerates": {"hflip": False, "min_crop_scale": 0.5}}))
+    t = load_dataset(tiny).tolerates()
+    assert (t.hflip, t.min_crop_scale, t.color_jitter) == (False, 0.5, 0.4)
+    (tiny / "info.json").write_text(json.dumps({**info, "tolerates": {"flip": 1}}))
+    with pytest.raises(InfoError, match="'tolerates' must be an object"):
+        load_dataset(tiny).tolerates()

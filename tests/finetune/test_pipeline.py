@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -16,13 +18,44 @@ from metagen.finetune import (
 )
 from metagen.finetune.pipeline import sample_hyperparameters
 from metagen.search_space import SearchSpace
-from metagen.store.schema import make_run_id, pipeline_id
+from metagen.store.schema import RECIPE, make_run_id, pipeline_id
+
+_INFO_ONLY: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def info_only_dataset(tmp_path):
+    """A folder with just an info.json: all resolve_pipeline reads of a dataset (its ``tolerates``)."""
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "info.json").write_text(json.dumps({"dataset_name": "ds"}))
+    _INFO_ONLY["path"] = str(tmp_path / "ds")
+    yield tmp_path / "ds"
+    _INFO_ONLY.clear()
 
 
 def cfg(**kw) -> FinetuneConfig:
-    base = {"dataset": "unused", "store": "unused", "model": "mobilevit_xxs"}
+    base = {"dataset": _INFO_ONLY["path"], "store": "unused", "model": "mobilevit_xxs"}
     base.update(kw)
     return FinetuneConfig(**base)
+
+
+def test_the_recipe_defaults_to_imagenet_and_follows_what_the_dataset_tolerates(info_only_dataset):
+    _, plain = resolve_pipeline(cfg(seed=0))
+    assert not set(RECIPE) & set(plain)  # ImageNet recipe: not in the pipeline, ids unchanged
+    info = {"dataset_name": "ds", "tolerates": {"hflip": False, "min_crop_scale": 0.5}}
+    (info_only_dataset / "info.json").write_text(json.dumps(info))
+    _, clipped = resolve_pipeline(cfg(seed=0))
+    assert {k: clipped[k] for k in ("crop_scale_min", "hflip")} == {"crop_scale_min": 0.5, "hflip": 0.0}
+    assert "color_jitter" not in clipped
+    assert pipeline_id("m", clipped) != pipeline_id("m", plain)
+    _, explicit = resolve_pipeline(cfg(seed=0, crop_scale_min=0.7, color_jitter=0.0))
+    assert (explicit["crop_scale_min"], explicit["hflip"], explicit["color_jitter"]) == (0.7, 0.0, 0.0)
+    with pytest.raises(FinetuneConfigError, match="must not be flipped"):
+        resolve_pipeline(cfg(hflip=0.5))
+    with pytest.raises(FinetuneConfigError, match=r"min_crop_scale=0\.5"):
+        resolve_pipeline(cfg(crop_scale_min=0.2))
+    with pytest.raises(FinetuneConfigError, match=r"must be in \(0, 1\]"):
+        resolve_pipeline(cfg(crop_scale_min=1.5))
 
 
 def test_missing_hyperparameters_are_sampled_deterministically_and_respect_conditions():

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 
 import polars as pl
 import pytest
 import torch
 
+from metagen.datasets import load_dataset
 from metagen.finetune import FinetuneConfigError, Interrupted, finetune, loop, run_id_of, runner
+from metagen.finetune.errors import DatasetContentError
 from metagen.store import StoreMetadata, StoreReader, create_store
 from metagen.store.schema import CURVE_VALUE_COLUMNS, RUN_COLUMNS
 from tests.finetune.conftest import BN_MODEL, make_cfg
@@ -49,6 +52,10 @@ def test_run_is_written_with_curve_and_provenance_then_idempotent(tiny_dataset, 
     assert run["pretrained_source"] == "random-init" and "timm" in run["package_versions"]
     assert run["hardware"].startswith("cpu") and run["source"] == "metagen"
     assert '"pretrained": "none"' in run["extra_hps"]
+    # what the runner did to the images: the shapes kind tolerates flips but no crop under 35 %
+    assert (run["crop_scale_min"], run["hflip"], run["color_jitter"]) == (0.35, 0.5, 0.4)
+    assert "scale=(0.35, 1.0)" in run["train_transforms"] and "CenterCrop" in run["eval_transforms"]
+    assert run["dataset_fingerprint"] == load_dataset(tiny_dataset).fingerprint() and run["time_clock"] == "wall"
     again = finetune(cfg)
     assert not again.wrote_store and again.status == "ok" and again.n_epochs == 2 and again.elapsed_s == 0.0
     longer = finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=3))
@@ -205,3 +212,41 @@ def test_linear_probing_trains_the_head_then_unfreezes(tiny_dataset, store, tmp_
     assert all(not torch.equal(state1[k], init[k]) for k in head)  # epoch 1: the head trains
     assert all(torch.equal(state1[k], init[k]) for k in body)  # ... and nothing else
     assert sum(not torch.equal(state2[k], state1[k]) for k in body) == len(body)  # epoch 2: all layers train
+
+
+def test_a_dataset_of_the_same_name_with_other_content_is_refused_before_training(tiny_dataset, store, tmp_path):
+    finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=1))
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_dataset, copy)
+    rows = (copy / "labels.csv").read_text().splitlines()
+    first = rows[1].split(",")
+    other = next(r.split(",")[1] for r in rows[2:] if r.split(",")[1] != first[1])
+    rows[1] = ",".join([first[0], other, *first[2:]])  # same name in info.json, one label changed
+    (copy / "labels.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DatasetContentError, match="other content"):
+        finetune(make_cfg(copy, store, tmp_path, epochs=1))
+    shutil.copytree(tiny_dataset, tmp_path / "same")  # an identical copy is the same dataset
+    assert finetune(make_cfg(tmp_path / "same", store, tmp_path, epochs=1)).wrote_store is False
+
+
+def test_an_exploding_training_loss_is_stored_as_diverged(tiny_dataset, store, tmp_path, monkeypatch):
+    def exploding(parts, loader, check):
+        return {"train_loss": 49000.0, "train_ce": 48000.0, "head_grad_norm": 1.0, "backbone_grad_norm": 1.0,
+                "diverged": 0}  # fmt: skip
+
+    monkeypatch.setattr(runner, "train_epoch", exploding)
+    result = finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=3))
+    assert result.status == "diverged" and result.n_epochs == 1
+    assert "exceeds 100 x ln(4)" in result.message
+    c = curve(store, result.run_id)
+    assert c["train_loss"].to_list() == [49000.0] and c["eval_top1"].is_not_nan().all()
+
+
+def test_process_clock_times_epochs_by_cpu_seconds_and_is_recorded(tiny_dataset, store, tmp_path):
+    result = finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=1, clock="process"))
+    assert run_of(store, result.run_id)["time_clock"] == "process"
+    assert curve(store, result.run_id)["train_time"][0] > 0
+    with pytest.raises(FinetuneConfigError, match="clock=process measures"):
+        finetune(make_cfg(tiny_dataset, store, tmp_path, clock="process", num_workers=1))
+    with pytest.raises(FinetuneConfigError, match="clock='sundial'"):
+        finetune(make_cfg(tiny_dataset, store, tmp_path, clock="sundial"))

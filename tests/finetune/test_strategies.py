@@ -11,7 +11,7 @@ import torch
 from metagen._timm import import_timm
 from metagen.finetune import finetune
 from metagen.finetune.loop import StepParts, train_epoch
-from metagen.finetune.models import WeightsSource, build_model
+from metagen.finetune.models import WeightsSource, build_model, file_provenance
 from metagen.store import StoreReader
 from tests.finetune.conftest import BN_MODEL, make_cfg
 
@@ -38,7 +38,8 @@ def test_regularisers_stochnorm_and_cotuning_train_with_local_weights(tiny_datas
     result = finetune(cfg)
     assert result.status == "ok", result.message
     run = stored(store)
-    assert run["pretrained_source"] == f"file:{weights_file.resolve()}" and run["amp"] is True  # amp: CUDA only
+    assert run["pretrained_source"] == file_provenance(weights_file) and run["amp"] is True  # amp: CUDA only
+    assert run["pretrained_source"].endswith(":mobilevit_xxs.pth") and "/" not in run["pretrained_source"]
     state = torch.load(tmp_path / "ckpt" / result.run_id / "last.pt", weights_only=False)
     rel = state["relationship"]
     assert rel.shape == (4, 1000) and torch.allclose(rel.sum(1), torch.ones(4), atol=1e-5)

@@ -12,6 +12,7 @@ import pytest
 from metagen.store import StoreMetadata, card, create_store, write_partition, write_run
 from metagen.store.card import safe_name, write_card
 from metagen.store.records import run_file_table, split_run_tables
+from metagen.store.schema import SCHEMA_VERSION
 from tests import factories
 
 TRAIN_TIME = 30.0
@@ -149,7 +150,7 @@ def test_curves_models_datasets(measured_card: tuple[Path, str]) -> None:
 def test_provenance_and_deviations(measured_card: tuple[Path, str]) -> None:
     md = measured_card[1]
     provenance = section(md, "Provenance")
-    assert "- Schema version: 1" in provenance
+    assert f"- Schema version: {SCHEMA_VERSION}" in provenance
     assert '"tool": "pytest"' in provenance
     assert "| metagen | 7 |" in provenance
     assert "| hub:timm/resnet18 | 4 |" in provenance

@@ -12,7 +12,7 @@ import pytest
 from metagen.store import CorruptFileError, SchemaVersionError, StoreReader, compact, write_run
 from metagen.store.inspect import validate_store
 from metagen.store.layout import STORE_FILE, loose_path, temp_path
-from metagen.store.schema import METADATA_KEY
+from metagen.store.schema import METADATA_KEY, SCHEMA_VERSION
 from tests.factories import make_curve, make_run
 
 
@@ -59,7 +59,7 @@ def _write_raw(store: Path, run: dict, curve: list[dict]) -> None:
     path = loose_path(store, run["dataset_version"], run["dataset"], run["run_id"])
     path.parent.mkdir(parents=True, exist_ok=True)
     table = run_file_table(run, curve)
-    pq.write_table(table.replace_schema_metadata({METADATA_KEY: b"1"}), path)
+    pq.write_table(table.replace_schema_metadata({METADATA_KEY: str(SCHEMA_VERSION).encode()}), path)
 
 
 def test_validate_reports_all_problems_of_a_store(store: Path) -> None:

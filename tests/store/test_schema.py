@@ -27,7 +27,7 @@ def messages(run: dict, curve: list[dict]) -> list[str]:
 
 
 def test_valid_run_has_no_problems() -> None:
-    assert SCHEMA_VERSION == 1 and "fraction" in ACCURACY_UNIT
+    assert SCHEMA_VERSION == 2 and "fraction" in ACCURACY_UNIT
     assert validate(*frames(make_run(), make_curve())) == []
 
 

@@ -26,13 +26,15 @@ def test_check_config_lists_every_problem() -> None:
         epochs=-1,
         cap_s=0.0,
         pretrained="imagenet",
+        hub_dir="/nonexistent/hub",
         cluster=SlurmClusterConfig(gpus_per_node=-1, cpus_per_task=0, mem_gb=0, runs_per_job=0),
     )
     with pytest.raises(SweepConfigError) as e:
         check_config(cfg)
     msg = str(e.value)
     for needle in ("pipelines_per_dataset=0", "epochs=-1", "cap_s=0.0", "pretrained='imagenet'",
-                   "gpus_per_node=-1", "cpus_per_task=0", "mem_gb=0", "runs_per_job=0"):  # fmt: skip
+                   "hub_dir=/nonexistent/hub is not a folder", "gpus_per_node=-1", "cpus_per_task=0", "mem_gb=0",
+                   "runs_per_job=0"):  # fmt: skip
         assert needle in msg
 
 

@@ -35,6 +35,17 @@ def test_default_is_local_in_process() -> None:
     assert cfg.checkpoint_path() == Path("/data/store.sweeps/sweep/checkpoints")
 
 
+def test_hub_dir_reaches_every_run_as_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from metagen.sweep.job import RunSettings, finetune_config
+
+    (tmp_path / "hub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    settings = RunSettings.from_config(composed("hub_dir=hub"))
+    assert settings.hub_dir == str(tmp_path / "hub")
+    assert finetune_config(settings, "/data/ds", "dla46x_c", {}, 0).hub_dir == str(tmp_path / "hub")
+    assert RunSettings.from_config(composed()).hub_dir is None
+
+
 def test_slurm_overrides_are_typed() -> None:
     cfg = composed("cluster=slurm", "cluster.gpus_per_node=2", "cluster.partition=gpu", "version=mini",
                    "+cluster.additional_parameters.exclude=node01")  # fmt: skip

@@ -59,8 +59,9 @@ class FakeRunner:
 def settings(tmp_path: Path) -> RunSettings:
     return RunSettings(
         store=str(tmp_path / "store"), version="micro", epochs=2, schedule_epochs=50, cap_s=60.0, pretrained="none",
-        img_size=32, device="cpu", deterministic=True, num_workers=0, num_threads=1, keep_checkpoints=False,
-        search_space="v1", checkpoint_dir=str(tmp_path / "ckpt"), sweep_dir=str(tmp_path / "sweep"), max_requeues=2,
+        hub_dir=None, img_size=32, crop_scale_min=None, hflip=None, color_jitter=None, device="cpu", clock="wall",
+        deterministic=True, num_workers=0, num_threads=1, keep_checkpoints=False, search_space="v1",
+        checkpoint_dir=str(tmp_path / "ckpt"), sweep_dir=str(tmp_path / "sweep"), max_requeues=2,
     )  # fmt: skip
 
 

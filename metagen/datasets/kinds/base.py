@@ -26,6 +26,43 @@ class Generated:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Tolerance:
+    """What a dataset's images tolerate in training augmentation, written to info.json as ``tolerates``.
+
+    A dataset without the entry (e.g. real Meta-Album data) tolerates timm's ImageNet recipe, so the
+    defaults are that recipe's values.
+
+    Attributes:
+        hflip: whether a horizontally mirrored image keeps its class (not for characters and digits).
+        min_crop_scale: the smallest crop area fraction that keeps the class recognisable.
+        color_jitter: the strongest ColorJitter that keeps the class.
+    """
+
+    hflip: bool = True
+    min_crop_scale: float = 0.08
+    color_jitter: float = 0.4
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``tolerates`` entry of info.json."""
+        return {"hflip": self.hflip, "min_crop_scale": self.min_crop_scale, "color_jitter": self.color_jitter}
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> Tolerance:
+        """The tolerance declared in an info.json (defaults for what it leaves out); ValueError if malformed."""
+        entry = info.get("tolerates") or {}
+        if not isinstance(entry, dict) or set(entry) - {"hflip", "min_crop_scale", "color_jitter"}:
+            raise ValueError(f"'tolerates' must be an object with hflip, min_crop_scale, color_jitter; got {entry!r}")
+        t = cls(
+            hflip=bool(entry.get("hflip", True)),
+            min_crop_scale=float(entry.get("min_crop_scale", 0.08)),
+            color_jitter=float(entry.get("color_jitter", 0.4)),
+        )
+        if not (0 < t.min_crop_scale <= 1 and t.color_jitter >= 0):
+            raise ValueError(f"'tolerates' needs 0 < min_crop_scale <= 1 and color_jitter >= 0; got {entry!r}")
+        return t
+
+
 GenerateFn = Callable[[np.random.Generator, int, int, int], Generated]
 """``generate(rng, n_classes, per_class, resolution) -> Generated``."""
 
@@ -44,6 +81,7 @@ class Kind:
         max_per_class: most images per class (``None``: unlimited, generated).
         unavailable: returns ``None`` if the source is installed, else why not and how to install it.
         generate: the generator (see :data:`GenerateFn`).
+        tolerates: what its images tolerate in training augmentation (info.json ``tolerates``).
     """
 
     name: str
@@ -55,6 +93,7 @@ class Kind:
     max_per_class: int | None
     unavailable: Callable[[], str | None]
     generate: GenerateFn
+    tolerates: Tolerance = field(default_factory=Tolerance)
 
 
 def always_available() -> str | None:

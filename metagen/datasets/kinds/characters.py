@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from metagen.datasets.errors import SourceUnavailableError
-from metagen.datasets.kinds.base import Generated, Kind, add_noise, choose_classes
+from metagen.datasets.kinds.base import Generated, Kind, Tolerance, add_noise, choose_classes
 
 ENV_FONTS = "METAGEN_FONT_DIRS"
 DEFAULT_FONT_DIRS = ("/usr/share/fonts",)
@@ -132,4 +132,6 @@ KIND = Kind(
     max_per_class=None,
     unavailable=unavailable,
     generate=generate,
+    # a mirrored character is another glyph or none; small crops cut strokes
+    tolerates=Tolerance(hflip=False, min_crop_scale=0.5),
 )

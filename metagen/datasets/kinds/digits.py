@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from metagen.datasets.errors import SourceUnavailableError
-from metagen.datasets.kinds.base import Generated, Kind, choose_classes, gray_to_rgb, resize
+from metagen.datasets.kinds.base import Generated, Kind, Tolerance, choose_classes, gray_to_rgb, resize
 
 MIN_PER_CLASS = 174  # the rarest digit (8) has 174 of the 1797 images
 
@@ -60,4 +60,6 @@ KIND = Kind(
     max_per_class=MIN_PER_CLASS,
     unavailable=unavailable,
     generate=generate,
+    # a mirrored digit is not a digit; a crop under half the image cuts strokes
+    tolerates=Tolerance(hflip=False, min_crop_scale=0.5),
 )

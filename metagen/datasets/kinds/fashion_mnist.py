@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from metagen.datasets.errors import SourceUnavailableError
-from metagen.datasets.kinds.base import Generated, Kind, choose_classes, gray_to_rgb, resize
+from metagen.datasets.kinds.base import Generated, Kind, Tolerance, choose_classes, gray_to_rgb, resize
 
 ENV_DIR = "METAGEN_FASHION_MNIST_DIR"
 DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -101,4 +101,6 @@ KIND = Kind(
     max_per_class=PER_CLASS,
     unavailable=unavailable,
     generate=generate,
+    # garments are left-right symmetric classes; small crops cut the garment
+    tolerates=Tolerance(hflip=True, min_crop_scale=0.35),
 )

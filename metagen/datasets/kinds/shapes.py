@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from PIL import Image, ImageDraw
 
-from metagen.datasets.kinds.base import Generated, Kind, add_noise, always_available, choose_classes
+from metagen.datasets.kinds.base import Generated, Kind, Tolerance, add_noise, always_available, choose_classes
 
 SUPERSAMPLE = 4
 MAX_TILT_DEG = 20.0  # small, so that square / diamond and plus / x-cross stay distinct
@@ -140,4 +140,6 @@ KIND = Kind(
     max_per_class=None,
     unavailable=always_available,
     generate=generate,
+    # every shape class is closed under mirroring; small crops cut the shape
+    tolerates=Tolerance(hflip=True, min_crop_scale=0.35),
 )

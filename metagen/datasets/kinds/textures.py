@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from metagen.datasets.errors import SourceUnavailableError
-from metagen.datasets.kinds.base import Generated, Kind, add_noise, choose_classes, gray_to_rgb, resize
+from metagen.datasets.kinds.base import Generated, Kind, Tolerance, add_noise, choose_classes, gray_to_rgb, resize
 
 # (skimage.data function, license note). The first three are real material textures; the rest are regions of
 # photographs and micrographs whose local texture identifies them. All are bundled in the scikit-image wheel.
@@ -100,4 +100,6 @@ KIND = Kind(
     max_per_class=None,
     unavailable=unavailable,
     generate=generate,
+    # texture identity survives mirroring and moderate crops
+    tolerates=Tolerance(hflip=True, min_crop_scale=0.25),
 )
