@@ -61,6 +61,7 @@ _RUN_COLUMNS = (
     "num_classes",
     "resolution",
     "channels",
+    "dataset_fingerprint",
 )
 _META_FEATURES = ("train_size", "num_classes", "resolution", "channels")
 

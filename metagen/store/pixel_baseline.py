@@ -1,10 +1,10 @@
 """The pixel baseline of the quality report: logistic regression on raw pixels, on the runner's split.
 
-For each dataset of a store, its Meta-Album folder is found by name, checked against what the store's runs
-recorded about it (classes, training images, resolution), and a scikit-learn ``LogisticRegression`` is fitted on
-the flattened, standardized RGB pixels of the paper split's train part and scored on its validation part: the
-same images the finetuning runner trains on and evaluates its curves on (``MetaAlbumDataset.split()``). Needs
-scikit-learn (the ``datasets`` extra); imports neither torch nor timm.
+For each dataset of a store, its Meta-Album folder is found by name and checked against what the store's runs
+recorded about it (classes, training images, resolution, content fingerprint); then a scikit-learn
+``LogisticRegression`` is fitted on the flattened, standardized RGB pixels of the paper split's train part and scored
+on its validation part: the same images the finetuning runner trains on and evaluates its curves on
+(``MetaAlbumDataset.split()``). Needs scikit-learn (the ``datasets`` extra); imports neither torch nor timm.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class DatasetFacts:
     num_classes: int | None
     train_size: int | None
     resolution: int | None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,11 +103,14 @@ def find_datasets(dirs: Sequence[str | Path]) -> dict[str, Path]:
 def check_matches(ds: MetaAlbumDataset, split: Split, facts: DatasetFacts) -> None:
     """Raise :class:`DatasetFolderError` when a dataset folder is not the one the store's runs trained on.
 
-    Compares the class count, the size of the train part and the resolution (the larger side of the first image)
-    with what the runs recorded; values the runs did not record are not compared.
+    Compares the class count, the size of the train part, the resolution (the larger side of the first image) and
+    the content fingerprint (``MetaAlbumDataset.fingerprint``) with what the runs recorded; values the runs did not
+    record are not compared.
     """
     folder = {"num_classes": len(ds.classes), "train_size": len(split.train), "resolution": max(ds.image_size())}
     stored = {"num_classes": facts.num_classes, "train_size": facts.train_size, "resolution": facts.resolution}
+    if facts.fingerprint is not None:
+        stored["dataset_fingerprint"], folder["dataset_fingerprint"] = facts.fingerprint, ds.fingerprint()
     differ = [f"{k} {stored[k]} in the store but {folder[k]} in the folder" for k in folder
               if stored[k] is not None and stored[k] != folder[k]]  # fmt: skip
     if differ:

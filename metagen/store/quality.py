@@ -57,7 +57,7 @@ NO_FOLDER = "n/a (no dataset folder)"
 
 REQUIRED_COLUMNS = (
     "run_id", "dataset_version", "dataset", "model", "n_epochs", "pretrained_source", "num_classes", "train_size",
-    "resolution", "final_top1", "epoch5_top1",
+    "resolution", "dataset_fingerprint", "final_top1", "epoch5_top1",
 )  # fmt: skip
 """Columns of the per-run frame the report needs (``card.load_runs`` returns them)."""
 
@@ -179,13 +179,13 @@ def _clean(value: Any) -> Any:
 
 
 def dataset_facts(runs: pl.DataFrame) -> list[DatasetFacts]:
-    """Per ``version/dataset``: the class count, train size and resolution its runs recorded.
+    """Per ``version/dataset``: the class count, train size, resolution and content fingerprint its runs recorded.
 
     Raises:
         StoreError: runs of one dataset recorded different values.
     """
     _check_columns(runs)
-    columns = ("num_classes", "train_size", "resolution")
+    columns = ("num_classes", "train_size", "resolution", "dataset_fingerprint")
     grouped = (
         runs.group_by("dataset_version", "dataset")
         .agg(pl.col(c).drop_nulls().unique().sort() for c in columns)
@@ -199,8 +199,10 @@ def dataset_facts(runs: pl.DataFrame) -> list[DatasetFacts]:
                     f"runs of {row['dataset_version']}/{row['dataset']} recorded different {c}: {row[c]}; one "
                     "dataset has one value (were runs of two datasets stored under one name?)"
                 )
-        values = {c: (int(row[c][0]) if row[c] else None) for c in columns}
-        out.append(DatasetFacts(row["dataset_version"], row["dataset"], **values))
+        num_classes, train_size, resolution, fingerprint = (row[c][0] if row[c] else None for c in columns)
+        out.append(
+            DatasetFacts(row["dataset_version"], row["dataset"], num_classes, train_size, resolution, fingerprint)
+        )
     return out
 
 

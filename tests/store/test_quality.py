@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metagen.datasets import split_indices
+from metagen.datasets import load_dataset, split_indices
 from metagen.store import StoreMetadata, create_store, write_run
 from metagen.store.card import load_runs, write_card
 from metagen.store.cli import main
@@ -228,7 +228,8 @@ def test_pixel_baseline_matches_folders_by_name(tmp_path: Path) -> None:
     write_dataset(tmp_path / "sets" / "folder_b", "B", 5)
     (tmp_path / "sets" / "suite.json").write_text("{}")  # files beside the datasets are ignored
     assert set(find_datasets([tmp_path / "sets"])) == {"A", "B"}
-    facts = [DatasetFacts("v1", "A", 4, 24, 8)]
+    fingerprint = load_dataset(tmp_path / "sets" / "folder_a").fingerprint()
+    facts = [DatasetFacts("v1", "A", 4, 24, 8, fingerprint)]
     (baseline,) = pixel_baselines(facts, [tmp_path / "sets"]).values()
     val = split_indices(40).val
     assert baseline.accuracy == 1.0  # flat greys, one per class
@@ -244,6 +245,8 @@ def test_mismatched_missing_and_duplicate_folders_are_errors(tmp_path: Path) -> 
     with pytest.raises(DatasetFolderError, match=r"does not match the store's runs of v1/A: num_classes 5 in the store "
                        r"but 4 in the folder; train_size 30 in the store but 24"):  # fmt: skip
         pixel_baselines([DatasetFacts("v1", "A", 5, 30, 8)], [tmp_path / "sets"])
+    with pytest.raises(DatasetFolderError, match=r"v1/A: dataset_fingerprint 0123456789abcdef in the store but "):
+        pixel_baselines([DatasetFacts("v1", "A", 4, 24, 8, "0123456789abcdef")], [tmp_path / "sets"])
     with pytest.raises(DatasetFolderError, match=r"no dataset folder for C in .*found: A"):
         pixel_baselines([DatasetFacts("v1", "C", 4, 24, 8)], [tmp_path / "sets"])
     write_dataset(tmp_path / "more" / "a2", "A", 4)
