@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{card.card_id}\t{card.provenance}\t{card.source['name']} {card.source['split']}\t"
                     f"{card.evaluation['split']} top-1 {card.evaluation['top1']:.4f}\t"
-                    f"{card.epochs} epochs\t{card.cost['cpu_s']:.0f} CPU-s"
+                    f"epochs {card.epochs}\t{card.cost['cpu_s']:.0f} CPU-s"
                 )
             return 0
         settings = PretrainSettings(

@@ -101,8 +101,25 @@ def _upgrade(args: argparse.Namespace) -> int:
 def _card(args: argparse.Namespace) -> int:
     from metagen.store.card import write_card
 
-    print(f"data card: {write_card(args.store, args.out)}")
+    print(f"data card: {write_card(args.store, args.out, args.datasets)}")
     return 0
+
+
+def _quality(args: argparse.Namespace) -> int:
+    from metagen.store.card import load_runs
+    from metagen.store.quality import format_text, store_quality
+    from metagen.store.reader import StoreReader
+
+    reader = StoreReader(args.store, check=False)
+    runs = load_runs(reader)
+    if runs.height == 0:
+        raise StoreError(f"{args.store} holds no runs; there is no quality to report")
+    report = store_quality(runs, args.datasets)
+    if args.json:
+        print(json.dumps({"store": reader.metadata.name, **report.to_dict()}, indent=2))
+    else:
+        print(format_text(report, reader.metadata.name), end="")
+    return 1 if args.check and report.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,10 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", type=Path)
     p.set_defaults(func=_upgrade)
 
+    datasets_help = "folder holding the store's dataset folders (Meta-Album layout), for the pixel baseline; repeatable"
     p = sub.add_parser("card", help="write data_cards/<name>.md and figures for a store")
     p.add_argument("store", type=Path)
     p.add_argument("--out", type=Path, default=Path("data_cards"))
+    p.add_argument("--datasets", type=Path, nargs="+", metavar="DIR", help=datasets_help)
     p.set_defaults(func=_card)
+
+    p = sub.add_parser("quality", help="per-dataset quality (chance, pixel baseline, best/median...) and its checks")
+    p.add_argument("store", type=Path)
+    p.add_argument("--datasets", type=Path, nargs="+", metavar="DIR", help=datasets_help)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--check", action="store_true", help="exit 1 when a check fails (0 otherwise, 2 on bad input)")
+    p.set_defaults(func=_quality)
     return parser
 
 

@@ -43,3 +43,7 @@ class CompactionLockedError(StoreError):
 
 class StoreNotWritableError(StoreError):
     """The store (or the folder it would be created in) cannot be written; found before any work is done."""
+
+
+class DatasetFolderError(StoreError):
+    """A dataset folder given for a store's quality report is missing, unreadable or does not match its runs."""
