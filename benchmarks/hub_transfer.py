@@ -5,7 +5,7 @@ per class (60/20/20 split), ``pretrained=auto`` with ``hub_dir`` vs ``pretrained
 run's best and final validation top-1 and its ``pretrained_source``. One seed: a first look, not a
 measurement of the effect's size (the store's quality report does that).
 
-    python benchmarks/hub_transfer.py [--hub hub] [--models edgenext_xx_small mobilevit_xxs] [--epochs 5]
+    python -m benchmarks.hub_transfer [--hub hub] [--models edgenext_xx_small mobilevit_xxs] [--epochs 5]
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     ("metagen", ("benchmark", "benchmarks", "surrogates")),
     ("surrogates", ("benchmark", "benchmarks", "metagen.finetune", "metagen.sweep", "metagen.datasets")),
     ("benchmark", ("benchmarks", "metagen.finetune", "metagen.sweep", "metagen.datasets")),
-    ("metagen.store", ("metagen.finetune", "metagen.sweep", "metagen.datasets", "metagen._timm")),
+    ("metagen.store", ("metagen.finetune", "metagen.sweep", "metagen.hub", "metagen._timm")),
     ("metagen.datasets", ("metagen.finetune", "metagen.sweep", "metagen.store")),
     ("metagen.finetune", ("metagen.sweep",)),
 ]

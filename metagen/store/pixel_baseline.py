@@ -109,8 +109,16 @@ def check_matches(ds: MetaAlbumDataset, split: Split, facts: DatasetFacts) -> No
     the content fingerprint (``MetaAlbumDataset.fingerprint``) with what the runs recorded; values the runs did not
     record are not compared.
     """
-    folder = {"num_classes": len(ds.classes), "train_size": len(split.train), "resolution": max(ds.image_size())}
-    stored = {"num_classes": facts.num_classes, "train_size": facts.train_size, "resolution": facts.resolution}
+    folder: dict[str, object] = {
+        "num_classes": len(ds.classes),
+        "train_size": len(split.train),
+        "resolution": max(ds.image_size()),
+    }
+    stored: dict[str, object] = {
+        "num_classes": facts.num_classes,
+        "train_size": facts.train_size,
+        "resolution": facts.resolution,
+    }
     if facts.fingerprint is not None:
         stored["dataset_fingerprint"], folder["dataset_fingerprint"] = facts.fingerprint, ds.fingerprint()
     differ = [f"{k} {stored[k]} in the store but {folder[k]} in the folder" for k in folder

@@ -62,7 +62,7 @@ def build_store(root: Path) -> None:
         ("a4", "m3", "random-init", curve(NAN, NAN, 3), {"status": "diverged"}),
         ("a5", "m1", None, curve(0.2, 0.375, 6), {}),  # exactly 1.5x chance: counts as low
     ]
-    b = [
+    b: list[tuple[str, str, str | None, list[dict[str, Any]], dict[str, Any]]] = [
         ("b1", "m2", "hub:y", curve(0.5, 0.5, 5), {}),
         ("b2", "m3", "hub:y", curve(0.4, 0.5, 6), {}),  # ties m2's best; m3's median is higher
         ("b3", "m3", "random-init", curve(0.3, 0.3, 5), {}),
