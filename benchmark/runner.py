@@ -207,6 +207,10 @@ def run_cell(job: CellJob) -> CellOutcome:
         optimizer = make_optimizer(job.method, task.view, job.seed, context, **job.options)
         note = optimizer_note(optimizer)
         progress = _Progress(job, job.budget_s, note)
+        built_s = time.perf_counter() - t0
+        if 0 < job.progress_every_s <= built_s:  # e.g. Quick-Tune meta-training on a cache miss
+            cell = f"{job.method} / {job.dataset} / seed {job.seed}"
+            print(f"  ... {cell}: optimizer built in {built_s:.0f} s", flush=True)
         trajectory = replay(
             task, optimizer, job.budget_s, overhead=job.overhead, n_workers=job.workers, progress=progress
         )

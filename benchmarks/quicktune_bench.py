@@ -11,7 +11,9 @@ ratios compare the two implementations under the same load:
    step (50 Adam steps) and a reset step (1,000 Adam steps), median seconds of the new code
    (``surrogates.gp.DeepKernelGP``) and of the old one (``surrogates.gp_gpytorch.GpytorchDeepKernelGP``:
    gpytorch's exact GP and single-tensor Adam, as before), and the speed-up.
-2. Meta-training time per iteration (fold 0 of the version's paper split, default config), new vs old,
+2. One Adam step of a fit (loss, backward, update) at 10, 50, 150 and 500 observations, new vs old
+   (the main job's replays fit at tens of observations, where framework overhead dominates).
+3. Meta-training time per iteration (fold 0 of the version's paper split, default config), new vs old,
    from ``--meta-iterations`` iterations of each (validation included).
 
 The candidates and observed curves are taken from the store's runs (several datasets of one version).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import statistics
 import sys
 import time
@@ -101,6 +104,15 @@ def step_seconds(make: Callable[[], GrayBoxBO], values: np.ndarray, steps: int, 
     return out
 
 
+def adam_step_ms(opt: GrayBoxBO, n_obs: int, steps: int = 30) -> float:
+    """Milliseconds per Adam step of ``opt``'s surrogate fitted on its first ``n_obs`` observations."""
+    batch = opt.training_batch().subset(np.arange(n_obs))
+    opt.model.fit(batch, 2)
+    t0 = time.perf_counter()
+    opt.model.fit(batch, steps)
+    return (time.perf_counter() - t0) / steps * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="stores/qt-cpu10")
@@ -109,6 +121,7 @@ def main() -> None:
     parser.add_argument("--reset-steps", type=int, default=1, help="measured reset steps per method and code")
     parser.add_argument("--meta-iterations", type=int, default=300, help="meta-training iterations timed per code")
     parser.add_argument("--skip-meta", action="store_true", help="do not time meta-training")
+    parser.add_argument("--skip-steps", action="store_true", help="do not time BO steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
     tasks = {t.name: t for t in load_store_tasks(args.store, args.version)}
@@ -135,6 +148,24 @@ def main() -> None:
         meta_model = meta_train(train, valid, dataclasses.replace(MetaTrainConfig(), iterations=20))
 
     view, values = bench_view(tasks, args.version)
+
+    def build(method: str, name: str) -> GrayBoxBO:
+        if method == "dyhpo":
+            return use_implementation(DyHPO(view, 0, schedule="reference"), name)
+        return use_implementation(make_quicktune(view, 0, None, meta_model=meta_model, schedule="reference"), name)
+
+    print("\n== one Adam step of a fit (ms), by number of observations ==")
+    print(f"{'method':<10}{'n':>5}{'old':>9}{'new':>9}{'speed-up':>10}")
+    for method in ("dyhpo", "quicktune"):
+        for n_obs in (10, 50, 150, 500):
+            ms = {}
+            for name in ("old", "new"):
+                opt = build(method, name)
+                observe(opt, values)
+                ms[name] = adam_step_ms(opt, n_obs)
+            print(f"{method:<10}{n_obs:>5}{ms['old']:>9.2f}{ms['new']:>9.2f}{ms['old'] / ms['new']:>9.1f}x", flush=True)
+    if args.skip_steps:
+        return
     sched = SCHEDULES["reference"]
     print(f"\n== BO step at the reference schedule ({sched}): {view.n} candidates, 500 observed epochs ==")
     print(f"{'method':<10}{'phase':<8}{'old (s)':>10}{'new (s)':>10}{'speed-up':>10}")
@@ -142,14 +173,7 @@ def main() -> None:
         for phase, reset, n in (("refine", False, args.refine_steps), ("reset", True, args.reset_steps)):
             med = {}
             for name in ("old", "new"):
-
-                def make(name: str = name, method: str = method) -> GrayBoxBO:
-                    if method == "dyhpo":
-                        return use_implementation(DyHPO(view, 0, schedule="reference"), name)
-                    opt = make_quicktune(view, 0, None, meta_model=meta_model, schedule="reference")
-                    return use_implementation(opt, name)
-
-                med[name] = statistics.median(step_seconds(make, values, n, reset))
+                med[name] = statistics.median(step_seconds(functools.partial(build, method, name), values, n, reset))
             print(f"{method:<10}{phase:<8}{med['old']:>10.3f}{med['new']:>10.3f}"
                   f"{med['old'] / med['new']:>9.1f}x", flush=True)  # fmt: skip
 
