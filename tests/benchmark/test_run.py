@@ -134,3 +134,23 @@ print("clean")
 """
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "clean" in res.stdout, res.stderr
+
+
+def test_cells_print_progress_and_their_time_and_gp_methods_their_schedule(
+    bench_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmark.methods.gp_common import RefitSchedule
+    from benchmark.runner import CellJob, optimizer_note, run_cell
+
+    job = CellJob(str(bench_store), "micro", "random_search", {}, "A", 0, 1000.0, "none", 1, str(tmp_path / "p"),
+                  progress_every_s=1e-9)  # fmt: skip
+    outcome = run_cell(job)
+    printed = capsys.readouterr().out
+    assert outcome.error is None and "... random_search / A / seed 0: step 1, simulated 0 / 1000 s" in printed
+    assert outcome.line().startswith(f"random_search / A / seed 0: {outcome.steps} steps, {outcome.rows} epochs in ")
+    assert "final regret" in outcome.line()
+
+    class GP:
+        schedule = RefitSchedule(refine_epochs=5)
+
+    assert optimizer_note(GP()) == "schedule=custom(refine_epochs=5)" and optimizer_note(object()) == ""
