@@ -21,7 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark.cells import CellJob, CellOutcome, run_cell
+from benchmark.cells import PROGRESS_EVERY_S, CellJob, CellOutcome, run_cell
 from benchmark.clock import OverheadPolicy
 from benchmark.config import RunConfig
 from benchmark.registry import default_options, method_options, spec
@@ -90,6 +90,7 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
             folds=int(cfg.folds),
             context_seed=int(cfg.context_seed),
             cache_dir=cfg.cache_dir,
+            progress_every_s=PROGRESS_EVERY_S if cfg.progress else 0.0,
         )
         for s in cfg.seeds  # seed-major: a run stopped early holds every method on the same cells
         for d in datasets
@@ -144,6 +145,8 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
 
 
 def _collect(summary: RunSummary, outcome: CellOutcome, bar: tqdm) -> None:
+    if not bar.disable:
+        bar.write(outcome.line())
     if outcome.error is None:
         summary.done += 1
     else:

@@ -40,7 +40,7 @@ def make_quicktune(
     hub_size: int | None = None,
     select_model_first: bool = False,
     *,
-    schedule: str | RefitSchedule | dict[str, Any] | None = None,
+    schedule: str | RefitSchedule | Mapping[str, Any] | None = None,
     meta_config: MetaTrainConfig | Mapping[str, Any] | None = None,
     meta_model: MetaModel | None = None,
     progress: bool = False,
@@ -59,7 +59,7 @@ def make_quicktune(
         hub_size: restrict the candidates to this many models, drawn with ``seed``.
         select_model_first: tune only the model with the best mean final accuracy on the
             meta-training datasets.
-        schedule: refit schedule (``"default"``, ``"reference"``, a :class:`RefitSchedule` or mapping).
+        schedule: refit schedule (``"reference"``, the default; a :class:`RefitSchedule` or a mapping).
         meta_config: meta-training settings (:class:`MetaTrainConfig` or a mapping of its fields).
         meta_model: an already meta-trained model (skips loading/training; for tests and benches).
         progress: show a progress bar while meta-training.

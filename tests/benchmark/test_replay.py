@@ -222,3 +222,11 @@ def test_an_optimizer_stuck_on_lookups_is_stopped(task: Task) -> None:
 def test_max_steps(task: Task) -> None:
     traj = replay(task, make_optimizer("asha", task.view, 0), 1e9, max_steps=5)
     assert traj.n_steps == 5 and traj.stop == "max_steps"
+
+
+def test_progress_is_called_after_every_ask_with_steps_and_simulated_time(task: Task) -> None:
+    i = ok(task)
+    calls: list[tuple[int, float]] = []
+    traj = replay(task, Scripted(task.view, [(i, 2), (i, 3)]), 1e9, progress=lambda s, t: calls.append((s, t)))
+    assert [s for s, _ in calls] == [1, 2]
+    assert calls[0][1] == 0.0 and calls[1][1] == pytest.approx(traj.time[1])

@@ -169,3 +169,23 @@ def test_method_defaults_come_from_the_factory_and_old_records_still_match(bench
     with pytest.raises(ResultsError, match="holds results of method 'bohb' with options"):
         run_benchmark(config(bench_store, out, methods=["bohb"], seeds=[0], datasets=["A"],
                              method_options={"bohb": {"num_samples": 32}}))  # fmt: skip
+
+
+def test_cells_print_progress_and_their_time_and_gp_methods_their_schedule(
+    bench_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmark.cells import CellJob, optimizer_note, run_cell
+    from benchmark.methods.graybox_bo import RefitSchedule
+
+    job = CellJob(str(bench_store), "micro", "random_search", {}, "A", 0, 1000.0, "none", 1, str(tmp_path / "p"),
+                  progress_every_s=1e-9)  # fmt: skip
+    outcome = run_cell(job)
+    printed = capsys.readouterr().out
+    assert outcome.error is None and "... random_search / A / seed 0: step 1, simulated 0 / 1000 s" in printed
+    assert outcome.line().startswith(f"random_search / A / seed 0: {outcome.steps} steps, {outcome.rows} epochs in ")
+    assert "final regret" in outcome.line()
+
+    class GP:
+        schedule = RefitSchedule(refine_epochs=5)
+
+    assert optimizer_note(GP()) == "schedule=custom(refine_epochs=5)" and optimizer_note(object()) == ""
