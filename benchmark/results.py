@@ -161,8 +161,16 @@ def merge_run_record(
                     f"{Path(out)} holds results of method '{m}' with options {old_options[m]}, now {new_options[m]}; "
                     "use another out= directory, or delete the old results"
                 )
+        old_variants, new_variants = old.get("variants", {}), record.get("variants", {})
+        for m in sorted(set(old_variants) & set(new_variants)):
+            if old_variants[m].get("method") != new_variants[m].get("method"):
+                raise ResultsError(
+                    f"{Path(out)} holds results of variant '{m}' of method '{old_variants[m].get('method')}', now of "
+                    f"'{new_variants[m].get('method')}'; give the variant another name, or use another out= directory"
+                )
         for key in ("methods", "seeds", "datasets"):
             merged[key] = sorted(set(old.get(key) or []) | set(record.get(key) or []))
+        merged["variants"] = {**old_variants, **new_variants}
         merged["method_options"] = {**old.get("method_options", {}), **record.get("method_options", {})}
         merged["created_at"] = old.get("created_at", record.get("created_at"))
     path.parent.mkdir(parents=True, exist_ok=True)
