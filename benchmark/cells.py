@@ -108,6 +108,12 @@ def optimizer_note(optimizer: Any) -> str:
     return f"schedule={label()}" if callable(label) else ""
 
 
+def optimizer_stats(optimizer: Any) -> dict[str, int]:
+    """The optimizer's counters, stored with its cell (``stats()`` of e.g. BOHB; ``{}`` for optimizers without)."""
+    stats = getattr(optimizer, "stats", None)
+    return {str(k): int(v) for k, v in stats().items()} if callable(stats) else {}
+
+
 def run_cell(job: CellJob) -> CellOutcome:
     """Replays one cell and writes its file; errors are returned, not raised."""
     t0 = time.perf_counter()
@@ -127,7 +133,12 @@ def run_cell(job: CellJob) -> CellOutcome:
         trajectory = replay(
             task, optimizer, job.budget_s, overhead=job.overhead, n_workers=job.workers, progress=progress
         )
-        write_cell(job.path, trajectory_frame(trajectory, job.method, job.seed))
+        stats = optimizer_stats(optimizer)
+        write_cell(job.path, trajectory_frame(trajectory, job.method, job.seed), stats)
+        if "model_proposals" in stats:
+            note = ", ".join(
+                filter(None, [note, f"model proposals {stats['model_proposals']} of {stats['proposals']}"])
+            )
         steps = int(trajectory.step.max()) + 1 if trajectory.step.size else 0
         return CellOutcome(
             job, trajectory.time.size, time.perf_counter() - t0, trajectory.final_regret, steps=steps, note=note

@@ -247,6 +247,7 @@ def summary_table(results: Results, fractions: Sequence[float] = (0.1, 0.5, 1.0)
     if fr.size == 0 or np.any((fr <= 0) | (fr > 1)):
         raise ValueError(f"budget fractions must lie in (0, 1], got {list(fractions)}")
     rows = []
+    counts = {(r["version"], r["method"]): r for r in proposal_counts(results).iter_rows(named=True)}
     for version in results.versions:
         cube = regret_cube(results, version, fr, relative=True)
         _, reg_d = cube.dataset_means()
@@ -279,9 +280,45 @@ def summary_table(results: Results, fractions: Sequence[float] = (0.1, 0.5, 1.0)
                         "n_datasets": len(reg),
                         "n_runs": n_runs,
                         "n_ranked_runs": int(done.sum()),
+                        "model_proposals": counts.get((version, method), {}).get("model_proposals"),
+                        "proposals": counts.get((version, method), {}).get("proposals"),
                     }
                 )
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema_overrides={"model_proposals": pl.Int64(), "proposals": pl.Int64()})
+
+
+def proposal_counts(results: Results) -> pl.DataFrame:
+    """How many new candidates of each method came from its model, per version, summed over its replays.
+
+    Returns:
+        One row per (version, method) whose cells carry ``model_proposals`` (BOHB): ``model_proposals``,
+        ``proposals`` (model and random) and ``n_replays``; empty for results without such counts.
+    """
+    keys = ["version", "method"]
+    stats = results.stats.filter(pl.col("stat").is_in(["model_proposals", "proposals"]))
+    if stats.is_empty():
+        return pl.DataFrame(schema={**{k: pl.String() for k in keys}, "model_proposals": pl.Int64(),
+                                    "proposals": pl.Int64(), "n_replays": pl.UInt32()})  # fmt: skip
+    wide = stats.pivot("stat", index=[*keys, "dataset", "seed"], values="count", aggregate_function="sum")
+    return (
+        wide.group_by(keys)
+        .agg(pl.col("model_proposals").sum(), pl.col("proposals").sum(), pl.len().alias("n_replays"))
+        .sort(keys)
+    )
+
+
+def proposal_notes(results: Results) -> list[str]:
+    """One line per (version, method) with model proposals, e.g. ``bohb (micro): model proposals 0 of 412 ...``."""
+    lines = []
+    for r in proposal_counts(results).iter_rows(named=True):
+        share = f" ({100 * r['model_proposals'] / r['proposals']:.0f} %)" if r["proposals"] else ""
+        never = " (no model was ever fitted: every proposal was random)"
+        lines.append(
+            f"{r['method']} ({r['version']}): model proposals {r['model_proposals']} of {r['proposals']}{share} "
+            f"over {r['n_replays']} replays; the others were drawn at random"
+            + (never if not r["model_proposals"] else "")
+        )
+    return lines
 
 
 def summary_markdown(table: pl.DataFrame, digits: int = 3) -> str:

@@ -13,8 +13,17 @@ import pytest
 
 from benchmark.config import RunConfig
 from benchmark.figures import make_figures
+from benchmark.metrics import proposal_counts
 from benchmark.registry import UnknownMethodError, UnknownOptionError, method_names, method_options
-from benchmark.results import RESULT_SCHEMA, ResultsError, cell_files, cell_path, load_results, parse_cell_path
+from benchmark.results import (
+    RESULT_SCHEMA,
+    ResultsError,
+    cell_files,
+    cell_path,
+    load_results,
+    parse_cell_path,
+    read_cell_stats,
+)
 from benchmark.runner import plan, run_benchmark
 from benchmark.task import TaskError
 from tests.benchmark.conftest import build_store
@@ -253,3 +262,27 @@ def test_variants_from_the_command_line(bench_store: Path, tmp_path: Path) -> No
     assert ok.returncode == 0, ok.stderr
     assert json.loads((out / "run.json").read_text())["method_options"]["asha-eta2"]["eta"] == 2
     assert {parse_cell_path(p)[1] for p in cell_files(out)} == {"asha", "asha-eta2"}
+
+
+def test_bohb_model_proposals_are_stored_with_each_replay_and_reported(tmp_path: Path) -> None:
+    # 150 pipelines: enough results at one budget for BOHB's KDE over the store's 32 varying hyperparameters
+    store = build_store(tmp_path / "store", datasets=("A", "B"), n_pipelines=150)
+    out = tmp_path / "res"
+    variants = {"bohb-never": {"method": "bohb", "options": {"min_points_in_model": 10_000}}}
+    cfg = config(store, out, methods=["random_search", "bohb", "bohb-never"], seeds=[0], budget_s=1e6,
+                 variants=variants)  # fmt: skip
+    assert run_benchmark(cfg).done == 6
+    stats = read_cell_stats(cell_path(out, "micro", "bohb", "A", 0))
+    assert stats["model_proposals"] > 0 and stats["proposals"] == stats["model_proposals"] + stats["random_proposals"]
+    assert read_cell_stats(cell_path(out, "micro", "random_search", "A", 0)) == {}
+    results = load_results(out)
+    counts = proposal_counts(results).rows_by_key("method", named=True, unique=True)
+    assert counts["bohb-never"]["model_proposals"] == 0 and counts["bohb-never"]["n_replays"] == 2
+    both = sum(read_cell_stats(cell_path(out, "micro", "bohb", d, 0))["model_proposals"] for d in ("A", "B"))
+    assert counts["bohb"]["model_proposals"] == both and "random_search" not in counts
+    make_figures(out, tmp_path / "figs", fractions=(1.0,), formats=("png",), dpi=30)
+    table = pl.read_csv(tmp_path / "figs" / "summary.csv").rows_by_key("method", named=True, unique=True)
+    assert table["bohb"]["model_proposals"] == both and table["random_search"]["model_proposals"] is None
+    md = (tmp_path / "figs" / "summary.md").read_text()
+    assert f"* bohb (micro): model proposals {both} of {counts['bohb']['proposals']}" in md
+    assert "* bohb-never (micro): model proposals 0 of" in md and "no model was ever fitted" in md
