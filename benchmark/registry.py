@@ -78,7 +78,10 @@ class UnknownMethodError(KeyError):
 def spec(name: str) -> MethodSpec:
     """The spec of a registered method; :class:`UnknownMethodError` listing the registered names otherwise."""
     if name not in METHODS:
-        raise UnknownMethodError(f"unknown method '{name}'; registered methods: {sorted(METHODS)}")
+        raise UnknownMethodError(
+            f"unknown method '{name}'; registered methods: {sorted(METHODS)} (a variant of one under its own name "
+            "is declared in the run config: variants.NAME.method, variants.NAME.options)"
+        )
     return METHODS[name]
 
 
