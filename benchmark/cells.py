@@ -26,7 +26,11 @@ PROGRESS_EVERY_S = 30.0
 
 @dataclass(frozen=True)
 class CellJob:
-    """Everything a process needs to replay one cell (picklable)."""
+    """Everything a process needs to replay one cell (picklable).
+
+    ``method`` is the name the cell is stored and plotted under; ``base`` the registered method it runs when
+    ``method`` names a labelled variant (``""``: ``method`` itself is registered).
+    """
 
     store: str
     version: str
@@ -42,6 +46,12 @@ class CellJob:
     context_seed: int = 42
     cache_dir: str | None = None
     progress_every_s: float = PROGRESS_EVERY_S
+    base: str = ""
+
+    @property
+    def registered(self) -> str:
+        """The registered method the cell builds."""
+        return self.base or self.method
 
     @property
     def path(self) -> Path:
@@ -98,6 +108,12 @@ def optimizer_note(optimizer: Any) -> str:
     return f"schedule={label()}" if callable(label) else ""
 
 
+def optimizer_stats(optimizer: Any) -> dict[str, int]:
+    """The optimizer's counters, stored with its cell (``stats()`` of e.g. BOHB; ``{}`` for optimizers without)."""
+    stats = getattr(optimizer, "stats", None)
+    return {str(k): int(v) for k, v in stats().items()} if callable(stats) else {}
+
+
 def run_cell(job: CellJob) -> CellOutcome:
     """Replays one cell and writes its file; errors are returned, not raised."""
     t0 = time.perf_counter()
@@ -105,9 +121,9 @@ def run_cell(job: CellJob) -> CellOutcome:
     try:
         (task,) = load_tasks(job.store, job.version, [job.dataset])
         context = None
-        if spec(job.method).needs_context:
+        if spec(job.registered).needs_context:
             context = make_context(job.store, job.version, job.dataset, job.folds, job.context_seed, job.cache_dir)
-        optimizer = make_optimizer(job.method, task.view, job.seed, context, **job.options)
+        optimizer = make_optimizer(job.registered, task.view, job.seed, context, **job.options)
         note = optimizer_note(optimizer)
         progress = _Progress(job, job.budget_s, note)
         built_s = time.perf_counter() - t0
@@ -117,7 +133,12 @@ def run_cell(job: CellJob) -> CellOutcome:
         trajectory = replay(
             task, optimizer, job.budget_s, overhead=job.overhead, n_workers=job.workers, progress=progress
         )
-        write_cell(job.path, trajectory_frame(trajectory, job.method, job.seed))
+        stats = optimizer_stats(optimizer)
+        write_cell(job.path, trajectory_frame(trajectory, job.method, job.seed), stats)
+        if "model_proposals" in stats:
+            note = ", ".join(
+                filter(None, [note, f"model proposals {stats['model_proposals']} of {stats['proposals']}"])
+            )
         steps = int(trajectory.step.max()) + 1 if trajectory.step.size else 0
         return CellOutcome(
             job, trajectory.time.size, time.perf_counter() - t0, trajectory.final_regret, steps=steps, note=note

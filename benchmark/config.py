@@ -43,7 +43,7 @@ class RunConfig:
         store: learning-curve store to replay.
         out: RESULTS directory (cells already there are skipped).
         version: meta-dataset version (``micro`` | ``mini`` | ``extended`` or the store's own).
-        methods: registered method names (``benchmark.registry.METHODS``).
+        methods: registered method names (``benchmark.registry.METHODS``) or names of ``variants``.
         seeds: optimizer seeds.
         datasets: datasets of the version to use (``null`` = all).
         budget_s: simulated seconds per replay (``null`` = the version's default: 3600/14400/57600).
@@ -56,6 +56,10 @@ class RunConfig:
         context_seed: seed of the fold assignment (42 as in the reference).
         cache_dir: where meta-learning methods may cache meta-trained models (``null`` = no cache).
         method_options: per-method option overrides, e.g. ``{default_model: {model: dla46x_c}}``.
+        variants: labelled method variants by name, each a registered ``method`` plus ``options``, e.g.
+            ``{quicktune@hub5: {method: quicktune, options: {hub_size: 5}}}`` (command line:
+            ``+variants.NAME.method=M +variants.NAME.options.OPTION=VALUE``); list a name in ``methods`` to run it,
+            stored and plotted under that name. Several variants of one method coexist in one RESULTS directory.
         progress: show a progress bar.
     """
 
@@ -75,6 +79,7 @@ class RunConfig:
     context_seed: int = 42
     cache_dir: str | None = None
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: bool = True
 
 

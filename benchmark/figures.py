@@ -30,6 +30,7 @@ from benchmark.config import FiguresConfig, register_configs
 from benchmark.metrics import (
     _ordered_versions,
     mean_ci,
+    proposal_notes,
     ranks,
     regret_cube,
     summary_markdown,
@@ -274,11 +275,15 @@ def make_figures(
         written += save(fig, out / "rank_over_time", formats, dpi)
 
     table = summary_table(results, fractions)
+    notes = proposal_notes(results)
     table.write_csv(out / "summary.csv")
     (out / "summary.md").write_text(
         f"# Summary of {', '.join(str(d) for d in dirs)}\n\n"
         "Regret and rank: mean ± std [95 % CI half-width of the mean] over datasets (seeds averaged per "
-        "dataset); best mean in bold.\n\n" + summary_markdown(table)
+        "dataset); best mean in bold.\n\n"
+        + "".join(f"* {line}\n" for line in notes)
+        + ("\n" if notes else "")
+        + summary_markdown(table)
     )
     written += [out / "summary.csv", out / "summary.md"]
 

@@ -8,7 +8,8 @@ Conventions (the paper's, reference §6.1, deviations in ``docs/metrics.md``):
 * normalized regret ``(best - incumbent) / (best - worst)``, 1.0 before the first observation;
 * trajectories are step functions of simulated time: an event finishing at ``t`` counts from ``t`` on;
 * ranks are taken per (dataset, seed, time) among the methods, lower regret = better, ties share the average rank;
-* 95 % confidence half-width ``1.96 * std / sqrt(n)`` over all (dataset, seed) runs, ``std`` with ``ddof=0``.
+* 95 % confidence half-width of a mean ``t(0.975, n - 1) * std / sqrt(n)`` (Student t, ``std`` with ``ddof=1``),
+  undefined (``nan``) for fewer than 2 samples.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from scipy.stats import rankdata
+from scipy.stats import t as student_t
 
 from benchmark.regret import normalized_regret as normalized_regret  # re-exported: part of the metrics API
 from benchmark.results import Results, ResultsError
 
-Z_95 = 1.96
+CONFIDENCE = 0.95
 
 
 # ---- regret and trajectories ---------------------------------------------------------------------------------------
@@ -204,13 +206,14 @@ def ranks(regret: np.ndarray) -> np.ndarray:
 
 
 def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and 95 % confidence half-width ``1.96 * std / sqrt(n)`` (``ddof=0``), ignoring ``nan``.
+    """Mean and 95 % Student-t confidence half-width ``t(0.975, n - 1) * std / sqrt(n)`` (``ddof=1``), ignoring ``nan``.
 
     Args:
         values: samples along ``axis`` (e.g. ``(r, T)`` regret of the runs).
 
     Returns:
-        ``mean`` and ``half_width``, the shape of ``values`` without ``axis``; ``nan`` where no sample.
+        ``mean`` and ``half_width``, the shape of ``values`` without ``axis``; the mean is ``nan`` where there is no
+        sample, the half-width where there are fewer than 2.
     """
     v = np.asarray(values, dtype=np.float64)
     n = (~np.isnan(v)).sum(axis=axis)
@@ -218,8 +221,9 @@ def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
         safe = np.where(np.isnan(v), 0.0, v)
         mean = np.where(n > 0, safe.sum(axis=axis) / np.maximum(n, 1), np.nan)
         sq = np.where(np.isnan(v), 0.0, (v - np.expand_dims(mean, axis)) ** 2).sum(axis=axis)
-        std = np.sqrt(sq / np.maximum(n, 1))
-        half = np.where(n > 0, Z_95 * std / np.sqrt(np.maximum(n, 1)), np.nan)
+        std = np.sqrt(sq / np.maximum(n - 1, 1))
+        quantile = student_t.ppf(0.5 + CONFIDENCE / 2, np.maximum(n - 1, 1))
+        half = np.where(n > 1, quantile * std / np.sqrt(np.maximum(n, 1)), np.nan)
     return mean, half
 
 
@@ -229,19 +233,21 @@ def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def summary_table(results: Results, fractions: Sequence[float] = (0.1, 0.5, 1.0)) -> pl.DataFrame:
     """Regret and rank per version, method and budget fraction, as the paper's Table 2 reports them.
 
-    Per dataset the values are averaged over seeds; ``mean``/``std`` (``ddof=0``) are then taken over datasets.
+    Per dataset the values are averaged over seeds; ``mean``/``std`` (``ddof=1``) are then taken over datasets.
     Ranks are computed per (dataset, seed) among the version's methods on runs every method has.
 
     Returns:
         One row per (version, fraction, method): ``time_s`` (the largest budget times the fraction),
         ``regret_mean, regret_std, regret_ci95, rank_mean, rank_std, rank_ci95, n_datasets, n_runs`` (runs
         the method has) and ``n_ranked_runs`` (complete runs used for ranks); ``*_ci95`` is the 95 %
-        confidence half-width ``1.96 * std / sqrt(n_datasets)`` of the mean over datasets.
+        Student-t confidence half-width ``t(0.975, n_datasets - 1) * std / sqrt(n_datasets)`` of the mean over datasets
+        (:func:`mean_ci`; ``nan`` with fewer than 2 datasets).
     """
     fr = np.asarray(sorted(set(fractions)), dtype=np.float64)
     if fr.size == 0 or np.any((fr <= 0) | (fr > 1)):
         raise ValueError(f"budget fractions must lie in (0, 1], got {list(fractions)}")
     rows = []
+    counts = {(r["version"], r["method"]): r for r in proposal_counts(results).iter_rows(named=True)}
     for version in results.versions:
         cube = regret_cube(results, version, fr, relative=True)
         _, reg_d = cube.dataset_means()
@@ -258,6 +264,7 @@ def summary_table(results: Results, fractions: Sequence[float] = (0.1, 0.5, 1.0)
                 reg = reg_d[mi, :, fi][~np.isnan(reg_d[mi, :, fi])]
                 rk = rank_d[mi, :, fi][~np.isnan(rank_d[mi, :, fi])]
                 (reg_ci, rk_ci) = (float(mean_ci(v)[1]) if v.size else float("nan") for v in (reg, rk))
+                (reg_sd, rk_sd) = (float(v.std(ddof=1)) if v.size > 1 else float("nan") for v in (reg, rk))
                 rows.append(
                     {
                         "version": version,
@@ -265,17 +272,53 @@ def summary_table(results: Results, fractions: Sequence[float] = (0.1, 0.5, 1.0)
                         "time_s": float(f * budget),
                         "method": method,
                         "regret_mean": float(reg.mean()) if reg.size else float("nan"),
-                        "regret_std": float(reg.std()) if reg.size else float("nan"),
+                        "regret_std": reg_sd,
                         "regret_ci95": reg_ci,
                         "rank_mean": float(rk.mean()) if rk.size else float("nan"),
-                        "rank_std": float(rk.std()) if rk.size else float("nan"),
+                        "rank_std": rk_sd,
                         "rank_ci95": rk_ci,
                         "n_datasets": len(reg),
                         "n_runs": n_runs,
                         "n_ranked_runs": int(done.sum()),
+                        "model_proposals": counts.get((version, method), {}).get("model_proposals"),
+                        "proposals": counts.get((version, method), {}).get("proposals"),
                     }
                 )
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema_overrides={"model_proposals": pl.Int64(), "proposals": pl.Int64()})
+
+
+def proposal_counts(results: Results) -> pl.DataFrame:
+    """How many new candidates of each method came from its model, per version, summed over its replays.
+
+    Returns:
+        One row per (version, method) whose cells carry ``model_proposals`` (BOHB): ``model_proposals``,
+        ``proposals`` (model and random) and ``n_replays``; empty for results without such counts.
+    """
+    keys = ["version", "method"]
+    stats = results.stats.filter(pl.col("stat").is_in(["model_proposals", "proposals"]))
+    if stats.is_empty():
+        return pl.DataFrame(schema={**{k: pl.String() for k in keys}, "model_proposals": pl.Int64(),
+                                    "proposals": pl.Int64(), "n_replays": pl.UInt32()})  # fmt: skip
+    wide = stats.pivot("stat", index=[*keys, "dataset", "seed"], values="count", aggregate_function="sum")
+    return (
+        wide.group_by(keys)
+        .agg(pl.col("model_proposals").sum(), pl.col("proposals").sum(), pl.len().alias("n_replays"))
+        .sort(keys)
+    )
+
+
+def proposal_notes(results: Results) -> list[str]:
+    """One line per (version, method) with model proposals, e.g. ``bohb (micro): model proposals 0 of 412 ...``."""
+    lines = []
+    for r in proposal_counts(results).iter_rows(named=True):
+        share = f" ({100 * r['model_proposals'] / r['proposals']:.0f} %)" if r["proposals"] else ""
+        never = " (no model was ever fitted: every proposal was random)"
+        lines.append(
+            f"{r['method']} ({r['version']}): model proposals {r['model_proposals']} of {r['proposals']}{share} "
+            f"over {r['n_replays']} replays; the others were drawn at random"
+            + (never if not r["model_proposals"] else "")
+        )
+    return lines
 
 
 def summary_markdown(table: pl.DataFrame, digits: int = 3) -> str:
@@ -302,11 +345,16 @@ def summary_markdown(table: pl.DataFrame, digits: int = 3) -> str:
                     cells.append("–")
                     continue
                 mean, std, ci = (row[f"{metric}_{k}"][0] for k in ("mean", "std", "ci95"))
-                cell = f"{mean:.{digits}f} ± {std:.{digits}f} [±{ci:.{digits}f}]"
+                cell = f"{mean:.{digits}f} ± {_num(std, digits)} [±{_num(ci, digits)}]"
                 cells.append(f"**{cell}**" if best[(metric, v)] is not None and mean == best[(metric, v)] else cell)
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _num(x: float, digits: int) -> str:
+    """``x`` with ``digits`` decimals, ``n/a`` for ``nan`` (a spread of a single dataset)."""
+    return "n/a" if np.isnan(x) else f"{x:.{digits}f}"
 
 
 _VERSION_ORDER = {"micro": 0, "mini": 1, "extended": 2}

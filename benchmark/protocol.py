@@ -134,6 +134,8 @@ class BaseOptimizer:
     """
 
     def __init__(self, view: SearchView, seed: int, **options: Any):
+        if options:
+            raise TypeError(f"{type(self).__name__} got options it does not take: {sorted(options)}")
         self.view = view
         self.seed = seed
         self.rng = np.random.default_rng(seed)

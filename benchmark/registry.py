@@ -64,6 +64,10 @@ METHODS: dict[str, MethodSpec] = {
 C: cost-awareness, G: gray-box learning curves)."""
 
 
+class UnknownOptionError(ValueError):
+    """An option a method's factory does not take (e.g. a misspelling such as ``etaa``)."""
+
+
 class UnknownMethodError(KeyError):
     """A method name that is not registered."""
 
@@ -74,13 +78,37 @@ class UnknownMethodError(KeyError):
 def spec(name: str) -> MethodSpec:
     """The spec of a registered method; :class:`UnknownMethodError` listing the registered names otherwise."""
     if name not in METHODS:
-        raise UnknownMethodError(f"unknown method '{name}'; registered methods: {sorted(METHODS)}")
+        raise UnknownMethodError(
+            f"unknown method '{name}'; registered methods: {sorted(METHODS)} (a variant of one under its own name "
+            "is declared in the run config: variants.NAME.method, variants.NAME.options)"
+        )
     return METHODS[name]
 
 
 def method_names(needs_torch: bool | None = None) -> list[str]:
     """Registered names, optionally only those that do (``True``) or do not (``False``) need torch."""
     return [n for n, s in METHODS.items() if needs_torch is None or s.needs_torch == needs_torch]
+
+
+_POSITIONAL = ("view", "seed", "context")
+"""The factory arguments every method gets from the runner; never options."""
+
+
+def accepted_options(name: str) -> list[str]:
+    """The options method ``name`` takes: its factory's named parameters (not ``view``, ``seed``, ``context``;
+    a factory's ``**options`` only forwards to its base class, which takes none of its own)."""
+    params = inspect.signature(spec(name).load()).parameters.values()
+    return sorted(
+        p.name for p in params if p.name not in _POSITIONAL and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """:class:`UnknownOptionError`, naming the accepted options, if ``options`` holds one method ``name`` lacks."""
+    accepted = accepted_options(name)
+    unknown = sorted(k for k in options if k not in accepted)
+    if unknown:
+        raise UnknownOptionError(f"method '{name}' has no option {unknown}; its options are {accepted}")
 
 
 RECORDED = (type(None), bool, int, float, str)
@@ -98,15 +126,19 @@ def default_options(name: str) -> dict[str, Any]:
 
 
 def method_options(name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The options a run of method ``name`` uses and records: factory defaults, the variant's, then ``overrides``."""
+    """The options a run of method ``name`` uses and records: factory defaults, the variant's, then ``overrides``
+    (checked: :class:`UnknownOptionError` for an option the method does not take)."""
+    check_options(name, overrides or {})
     return {**default_options(name), **spec(name).options, **dict(overrides or {})}
 
 
 def make_optimizer(
     name: str, view: SearchView, seed: int, context: MetaContext | None = None, **options: Any
 ) -> Optimizer:
-    """Builds method ``name`` on ``view``; ``options`` override the registered ones."""
+    """Builds method ``name`` on ``view``; ``options`` override the registered ones (checked, see
+    :func:`check_options`)."""
     s = spec(name)
+    check_options(name, options)
     if s.needs_context and context is None:
         raise ValueError(f"method '{name}' meta-learns and needs a MetaContext (benchmark.task.make_context)")
     return s.load()(view, seed, context, **{**s.options, **options})

@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,16 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
 """Columns of a cell file (contract D): ``time`` is simulated seconds at the end of the epoch,
 ``value`` the epoch's accuracy (nan = diverged), ``incumbent`` the best non-diverged accuracy so far
 (nan before the first), ``regret`` its normalised regret (1.0 before the first)."""
+
+STATS_SCHEMA: dict[str, pl.DataType] = {
+    "version": pl.String(),
+    "method": pl.String(),
+    "dataset": pl.String(),
+    "seed": pl.Int64(),
+    "stat": pl.String(),
+    "count": pl.Int64(),
+}
+"""Columns of :attr:`Results.stats`."""
 
 RUN_FILE = "run.json"
 CELL_GLOB = "version=*/method=*/dataset=*/seed=*.parquet"
@@ -102,13 +112,30 @@ def trajectory_frame(trajectory: Trajectory, method: str, seed: int) -> pl.DataF
     )
 
 
-def write_cell(path: str | Path, frame: pl.DataFrame) -> None:
-    """Writes a cell file atomically (never a half-written file under the final name)."""
+STATS_KEY = "optimizer_stats"
+"""Key of a cell file's Parquet metadata holding the optimizer's counters as JSON (e.g. BOHB's model proposals)."""
+
+
+def write_cell(path: str | Path, frame: pl.DataFrame, stats: Mapping[str, int] | None = None) -> None:
+    """Writes a cell file atomically (never a half-written file under the final name); ``stats`` (the optimizer's
+    counters, e.g. ``{"model_proposals": 3, "proposals": 40}``) go into its Parquet metadata."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    frame.write_parquet(tmp)
+    metadata = {STATS_KEY: json.dumps({k: int(v) for k, v in stats.items()}, sort_keys=True)} if stats else None
+    frame.write_parquet(tmp, metadata=metadata)
     os.replace(tmp, final)
+
+
+def read_cell_stats(path: str | Path) -> dict[str, int]:
+    """The optimizer counters stored with a cell file (``{}`` if none; files of peers or older runs have none)."""
+    raw = pl.read_parquet_metadata(path).get(STATS_KEY)
+    if raw is None:
+        return {}
+    try:
+        return {str(k): int(v) for k, v in json.loads(raw).items()}
+    except (ValueError, AttributeError, TypeError) as e:
+        raise ResultsError(f"{path}: its {STATS_KEY} metadata is not a JSON object of counts ({e})") from e
 
 
 def cell_files(out: str | Path) -> list[Path]:
@@ -161,8 +188,16 @@ def merge_run_record(
                     f"{Path(out)} holds results of method '{m}' with options {old_options[m]}, now {new_options[m]}; "
                     "use another out= directory, or delete the old results"
                 )
+        old_variants, new_variants = old.get("variants", {}), record.get("variants", {})
+        for m in sorted(set(old_variants) & set(new_variants)):
+            if old_variants[m].get("method") != new_variants[m].get("method"):
+                raise ResultsError(
+                    f"{Path(out)} holds results of variant '{m}' of method '{old_variants[m].get('method')}', now of "
+                    f"'{new_variants[m].get('method')}'; give the variant another name, or use another out= directory"
+                )
         for key in ("methods", "seeds", "datasets"):
             merged[key] = sorted(set(old.get(key) or []) | set(record.get(key) or []))
+        merged["variants"] = {**old_variants, **new_variants}
         merged["method_options"] = {**old.get("method_options", {}), **record.get("method_options", {})}
         merged["created_at"] = old.get("created_at", record.get("created_at"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,11 +232,14 @@ class Results:
         events: every event row (columns of :data:`RESULT_SCHEMA`), sorted by version, method, dataset, seed and
             time (events of equal time in file order; ``step`` is the ask's index, shared by its epochs).
         runs: one row per result file (``version, method, dataset, seed``), including files without events.
+        stats: the optimizers' counters stored with the files (:func:`read_cell_stats`), one row per
+            (``version, method, dataset, seed, stat``) with its ``count``; empty when no optimizer kept any.
     """
 
     root: Path
     events: pl.DataFrame
     runs: pl.DataFrame
+    stats: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=STATS_SCHEMA))
 
     @property
     def versions(self) -> list[str]:
@@ -240,7 +278,8 @@ def load_results(root: str | Path) -> Results:
     keys = [parse_cell_path(f) for f in files]
     runs = pl.DataFrame(keys, schema=["version", "method", "dataset", "seed"], orient="row")
     frames = []
-    for f in files:
+    stat_rows = []
+    for f, key in zip(files, keys, strict=True):
         try:
             frame = pl.read_parquet(f)
         except Exception as e:  # polars raises several types for damaged files
@@ -249,12 +288,14 @@ def load_results(root: str | Path) -> Results:
         if missing:
             raise ResultsError(f"{f}: missing columns {missing}; it was not written by benchmark.run (contract D)")
         frames.append(frame.select(pl.col(c).cast(t) for c, t in RESULT_SCHEMA.items()))
+        stat_rows += [(*key, stat, count) for stat, count in read_cell_stats(f).items()]
     events = pl.concat(frames, how="vertical")
     bad = events.join(runs, on=["version", "method", "dataset", "seed"], how="anti")
     if bad.height:
         raise ResultsError(f"{root}: {bad.height} rows disagree with their file's version/method/dataset/seed")
     events = events.sort(*_EVENT_ORDER, maintain_order=True)
-    return Results(root=root, events=events, runs=runs.sort("version", "method", "dataset", "seed"))
+    stats = pl.DataFrame(stat_rows, schema=STATS_SCHEMA, orient="row")
+    return Results(root=root, events=events, runs=runs.sort("version", "method", "dataset", "seed"), stats=stats)
 
 
 def merge_results(parts: Sequence[Results]) -> Results:
@@ -271,4 +312,7 @@ def merge_results(parts: Sequence[Results]) -> Results:
         roots = ", ".join(str(p.root) for p in parts)
         raise ResultsError(f"{dup.height} runs appear in more than one of {roots}, e.g. {dup.row(0, named=True)}")
     events = pl.concat([p.events for p in parts], how="vertical").sort(*_EVENT_ORDER, maintain_order=True)
-    return Results(root=parts[0].root, events=events, runs=runs.sort("version", "method", "dataset", "seed"))
+    stats = pl.concat([p.stats for p in parts], how="vertical")
+    return Results(
+        root=parts[0].root, events=events, runs=runs.sort("version", "method", "dataset", "seed"), stats=stats
+    )

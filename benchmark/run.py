@@ -43,7 +43,9 @@ def help_text() -> str:
             ("Keys (KEY=DEFAULT):", cli_help.keys_section(RunConfig, skip=("slurm",))),
             ("executor=slurm keys (slurm.KEY=DEFAULT):", cli_help.keys_section(SlurmConfig, prefix="slurm.")),
             (
-                "Methods (methods=[NAME,...]; registered options, overridable with +method_options.NAME.OPTION=VALUE):",
+                "Methods (methods=[NAME,...]; registered options, overridable with +method_options.NAME.OPTION=VALUE; "
+                "a labelled variant: +variants.LABEL.method=NAME +variants.LABEL.options.OPTION=VALUE, then "
+                "methods=[...,LABEL]):",
                 methods,
             ),
         ],

@@ -14,6 +14,7 @@ import concurrent.futures as cf
 import multiprocessing
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from tqdm import tqdm
 from benchmark.cells import PROGRESS_EVERY_S, CellJob, CellOutcome, run_cell
 from benchmark.clock import OverheadPolicy
 from benchmark.config import RunConfig
-from benchmark.registry import default_options, method_options, spec
+from benchmark.registry import METHODS, default_options, method_options, spec
 from benchmark.results import merge_run_record, store_hash
 from benchmark.task import default_budget, list_datasets, load_tasks
 
@@ -63,10 +64,13 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
     unknown = [m for m in cfg.method_options if m not in cfg.methods]
     if unknown:
         raise ValueError(f"method_options for methods not in methods={list(cfg.methods)}: {unknown}")
+    bases, variant_options = resolve_variants(cfg)
     options: dict[str, dict[str, Any]] = {}
     for m in cfg.methods:
-        spec(m).load()  # fail fast on methods that cannot be imported
-        options[m] = method_options(m, cfg.method_options.get(m, {}))
+        base = bases.get(m, m)
+        spec(base).load()  # fail fast on methods that cannot be imported
+        own = variant_options.get(m, {})
+        options[m] = method_options(base, {**own, **cfg.method_options.get(m, {})})
     budget = float(cfg.budget_s) if cfg.budget_s is not None else default_budget(cfg.version)
     if not budget > 0:
         raise ValueError(f"budget_s must be positive, got {cfg.budget_s}")
@@ -91,6 +95,7 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
             context_seed=int(cfg.context_seed),
             cache_dir=cfg.cache_dir,
             progress_every_s=PROGRESS_EVERY_S if cfg.progress else 0.0,
+            base=bases.get(m, ""),
         )
         for s in cfg.seeds  # seed-major: a run stopped early holds every method on the same cells
         for d in datasets
@@ -102,6 +107,7 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
         "version": cfg.version,
         "methods": list(cfg.methods),
         "method_options": options,
+        "variants": {m: {"method": b, "options": variant_options[m]} for m, b in bases.items()},
         "seeds": [int(s) for s in cfg.seeds],
         "datasets": datasets,
         "budget_s": budget,
@@ -116,11 +122,34 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
     return jobs, record
 
 
+def resolve_variants(cfg: RunConfig) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """The registered method and the options of each labelled variant that ``cfg.methods`` lists (checked: a
+    variant has a ``method`` and optional ``options``, its name is not a registered one, its method is)."""
+    bases: dict[str, str] = {}
+    options: dict[str, dict[str, Any]] = {}
+    for name, variant in cfg.variants.items():
+        extra = sorted(set(variant) - {"method", "options"})
+        if "method" not in variant or extra or not isinstance(variant.get("options", {}), Mapping):
+            raise ValueError(
+                f"variant '{name}' must be {{method: REGISTERED_METHOD, options: {{OPTION: VALUE}}}}, "
+                f"got {dict(variant)}"
+            )
+        if name in METHODS:
+            raise ValueError(f"variant '{name}' has the name of a registered method; give it its own name")
+        spec(str(variant["method"]))  # UnknownMethodError naming the registered methods
+        if name in cfg.methods:
+            bases[name] = str(variant["method"])
+            options[name] = dict(variant.get("options", {}))
+    return bases, options
+
+
 def run_benchmark(cfg: RunConfig) -> RunSummary:
     """Plans, skips finished cells, replays the rest (``cfg.jobs`` processes) and writes ``run.json``."""
     t0 = time.perf_counter()
     jobs, record = plan(cfg)
-    merge_run_record(cfg.out, record, defaults={m: default_options(m) for m in cfg.methods})
+    bases = record["variants"]
+    defaults = {m: default_options(bases[m]["method"] if m in bases else m) for m in cfg.methods}
+    merge_run_record(cfg.out, record, defaults=defaults)
     todo = [j for j in jobs if not j.path.is_file()]
     summary = RunSummary(out=str(cfg.out), planned=len(jobs), skipped=len(jobs) - len(todo))
     bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not cfg.progress or not todo)

@@ -16,7 +16,9 @@ Proposal on the finite candidate set (``acquisition``):
   :mod:`benchmark.methods.space`); among those, take the one maximising ``l(x) / g(x)``.
 * ``"all"``: score every drawable candidate by ``l(x) / g(x)`` and take the best.
 
-With probability ``random_fraction`` (and while no model exists) a candidate is drawn uniformly.
+With probability ``random_fraction`` (and while no model exists) a candidate is drawn uniformly. :meth:`BOHB.stats`
+counts the proposals of each kind; the runner stores them with the replay's results, and the summary tables
+report them (on small stores the model may never exist, and BOHB is then Hyperband with another random stream).
 ``d`` counts the hyperparameters that vary over the candidate set (the model is one categorical).
 """
 
@@ -66,6 +68,8 @@ class BOHB(Hyperband):
         self.results: dict[int, dict[int, float]] = {}
         self.models: dict[int, tuple[MixedKDE, MixedKDE]] = {}
         self.stale: set[int] = set()
+        self.model_proposals = 0
+        self.random_proposals = 0
 
     def observe(self, candidate: int, budget: int, value: float) -> None:
         """Adds a stage result to the budget's data (the latest value per candidate counts)."""
@@ -77,7 +81,9 @@ class BOHB(Hyperband):
         random_draw = self.rng.random() < self.random_fraction
         model = self._model()
         if random_draw or model is None or self.space.d == 0:
+            self.random_proposals += 1
             return int(pool[self.rng.integers(pool.size)])
+        self.model_proposals += 1
         good, bad = model
         if self.acquisition == "all":
             scores = log_ratio(good, bad, self.space.points[pool])
@@ -87,6 +93,15 @@ class BOHB(Hyperband):
         options = np.unique(nearest)
         scores = log_ratio(good, bad, self.space.points[options])
         return int(options[int(np.argmax(scores))])
+
+    def stats(self) -> dict[str, int]:
+        """Proposals (:meth:`choose` calls) so far: by the KDE model, at random (``random_fraction`` or no model
+        yet), all."""
+        return {
+            "model_proposals": self.model_proposals,
+            "random_proposals": self.random_proposals,
+            "proposals": self.model_proposals + self.random_proposals,
+        }
 
     def _model(self) -> tuple[MixedKDE, MixedKDE] | None:
         for budget in sorted(self.stale):

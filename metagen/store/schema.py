@@ -100,6 +100,15 @@ HYPERPARAMETER_COLUMNS: tuple[Column, ...] = (
 )
 HYPERPARAMETERS: tuple[str, ...] = tuple(c.name for c in HYPERPARAMETER_COLUMNS)
 
+CATEGORICAL_VALUES: dict[str, tuple[str, ...]] = {
+    "data_augmentation": ("trivial_augment", "random_augment", "auto_augment"),
+    "auto_augment": ("v0", "original"),
+    "opt": ("sgd", "momentum", "adam", "adamw", "adamp"),
+    "sched": ("cosine", "step", "multistep", "plateau"),
+}
+"""The values a categorical text hyperparameter may take (NULL aside), as in the search space
+(``conf/search_spaces/v1.yaml``); ``validate`` flags any other value."""
+
 CONDITIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "auto_augment": ("data_augmentation", ("auto_augment",)),
     "ra_num_ops": ("data_augmentation", ("random_augment",)),
@@ -366,6 +375,12 @@ def _check_runs(runs: pl.DataFrame, where: str) -> list[Problem]:
     for hp in ("lr", "warmup_lr", "weight_decay", "pct_to_freeze", "mixup", "cutmix", "drop", "smoothing"):
         add(pl.col(hp) < 0, f"hyperparameter '{hp}' is negative", "record the value that was used")
     add(pl.col("pct_to_freeze") > 1, "pct_to_freeze is above 1", "record a fraction in [0, 1]")
+    for hp, values in CATEGORICAL_VALUES.items():
+        add(
+            pl.col(hp).is_not_null() & ~pl.col(hp).is_in(list(values)),
+            f"hyperparameter '{hp}' is not one of " + ", ".join(values),
+            "record the value in the search space's spelling (e.g. random_augment, not random-augment)",
+        )
     add(
         (pl.col("crop_scale_min") <= 0) | (pl.col("crop_scale_min") > 1),
         "crop_scale_min is outside (0, 1]",

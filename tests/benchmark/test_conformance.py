@@ -7,13 +7,21 @@ need torch are marked slow and skipped until their module exists.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchmark.protocol import Optimizer
-from benchmark.registry import METHODS, make_optimizer
+from benchmark.registry import (
+    METHODS,
+    UnknownOptionError,
+    accepted_options,
+    default_options,
+    make_optimizer,
+    method_options,
+)
 from benchmark.replay import replay, trajectories_equal
 from benchmark.task import Task, load_tasks, make_context
 from tests.benchmark.conftest import BUDGET_S
@@ -82,3 +90,25 @@ def test_method_copes_with_mostly_diverged_and_truncated_curves(name: str, tasks
         assert np.isfinite(traj.incumbent[-1])
         for k in np.flatnonzero(np.isnan(traj.value)):  # a diverged epoch never changes the incumbent
             assert k == 0 or np.array_equal(traj.incumbent[k], traj.incumbent[k - 1], equal_nan=True)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_unknown_options_are_rejected_naming_the_accepted_ones(name: str, tasks: list[Task]) -> None:
+    if METHODS[name].needs_torch:
+        pytest.importorskip("torch")
+    accepted = accepted_options(name)
+    # the registered variant's options and the recorded defaults are options the factory takes
+    assert set(METHODS[name].options) <= set(accepted) and set(default_options(name)) <= set(accepted)
+    named = re.escape(f"'{name}' has no option ['etaa']; its options are {accepted}")
+    with pytest.raises(UnknownOptionError, match=named):
+        make_optimizer(name, tasks[0].view, 0, None, etaa=2)  # checked before the factory runs (no context needed)
+    with pytest.raises(UnknownOptionError, match="etaa"):
+        method_options(name, {"etaa": 2})
+
+
+def test_optimizers_built_directly_reject_unknown_options(tasks: list[Task]) -> None:
+    from benchmark.methods.asha import ASHA
+
+    with pytest.raises(TypeError, match=r"ASHA got options it does not take: \['etaa'\]"):
+        ASHA(tasks[0].view, 0, etaa=2)
+    assert ASHA(tasks[0].view, 0, eta=2).eta == 2

@@ -145,6 +145,20 @@ def test_bohb_builds_a_model_and_proposes_by_density_ratio() -> None:
     assert default.min_points == default.space.d + 1 == 4
 
 
+def test_bohb_counts_its_model_and_random_proposals() -> None:
+    task = toy_task()
+    opt = BOHB(task.view, 0, random_fraction=0.0)
+    assert opt.stats() == {"model_proposals": 0, "random_proposals": 0, "proposals": 0}
+    drive(task, opt, 60)
+    stats = opt.stats()
+    # before the first model every proposal is random, afterwards (random_fraction=0) every one is the model's
+    assert stats["random_proposals"] >= opt.min_points and stats["model_proposals"] > 0
+    assert stats["proposals"] == stats["model_proposals"] + stats["random_proposals"]
+    never = BOHB(task.view, 0, min_points_in_model=10_000)  # the model never exists
+    drive(task, never, 60)
+    assert never.stats()["model_proposals"] == 0 and never.stats()["random_proposals"] > 0
+
+
 def test_kde_matches_a_direct_product_kernel_sum() -> None:
     rng = np.random.default_rng(0)
     cont = np.array([True, False, True])

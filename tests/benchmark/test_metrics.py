@@ -76,9 +76,30 @@ def test_mean_ci_by_hand():
     x = np.array([[1.0, 0.0], [3.0, np.nan]])  # two runs, two time steps
     mean, half = mean_ci(x, axis=0)
     np.testing.assert_allclose(mean, [2.0, 0.0])
-    np.testing.assert_allclose(half, [1.96 * 1.0 / np.sqrt(2), 0.0])  # std (ddof=0) of [1, 3] is 1
+    # std (ddof=1) of [1, 3] is sqrt(2), t(0.975, 1) = 12.706; one sample has no interval
+    np.testing.assert_allclose(half, [12.7062047 * np.sqrt(2) / np.sqrt(2), np.nan], rtol=1e-7)
     m, h = mean_ci(np.full((2, 1), np.nan), axis=0)
     assert np.isnan(m[0]) and np.isnan(h[0])
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 30])
+def test_mean_ci_matches_scipy_t_interval(n):
+    from scipy import stats
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(0.4, 0.2, size=(n, 3))
+    x[0, 2] = np.nan  # the last column has n - 1 samples
+    mean, half = mean_ci(x, axis=0)
+    for col in range(3):
+        v = x[:, col][~np.isnan(x[:, col])]
+        if len(v) < 2:
+            assert np.isnan(half[col])
+            continue
+        lo, hi = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+        assert mean[col] == pytest.approx(v.mean())
+        assert mean[col] - half[col] == pytest.approx(lo) and mean[col] + half[col] == pytest.approx(hi)
+    # the same along the other axis
+    np.testing.assert_allclose(mean_ci(x.T, axis=1)[1], half)
 
 
 def test_load_results_errors(tmp_path):
@@ -133,8 +154,11 @@ def test_summary_table_by_hand(tmp_path):
     a = table.filter((pl.col("method") == "a") & (pl.col("fraction") == 0.5)).row(0, named=True)
     b = table.filter((pl.col("method") == "b") & (pl.col("fraction") == 0.5)).row(0, named=True)
     # a: dataset means 0.3 (d0) and 0.1 (d1) -> mean 0.2, std 0.1
-    assert a["regret_mean"] == pytest.approx(0.2) and a["regret_std"] == pytest.approx(0.1)
-    assert a["regret_ci95"] == pytest.approx(1.96 * 0.1 / np.sqrt(2))
+    assert a["regret_mean"] == pytest.approx(0.2) and a["regret_std"] == pytest.approx(0.1 * np.sqrt(2))  # ddof=1
+    from scipy import stats
+
+    lo, hi = stats.t.interval(0.95, 1, loc=0.2, scale=stats.sem([0.3, 0.1]))
+    assert a["regret_ci95"] == pytest.approx((hi - lo) / 2)
     # b: d0 mean 0.35, d1 regret 1 (nothing before 50 s) -> mean 0.675
     assert b["regret_mean"] == pytest.approx(0.675)
     # ranks per run: d0s0 a=1, d0s1 tie 1.5, d1s0 a=1 -> a: d0 1.25, d1 1 -> 1.125
@@ -143,7 +167,7 @@ def test_summary_table_by_hand(tmp_path):
     b_end = table.filter((pl.col("method") == "b") & (pl.col("fraction") == 1.0)).row(0, named=True)
     assert b_end["regret_mean"] == pytest.approx(0.175)
     md = summary_markdown(table)
-    assert "### 50 % of the budget" in md and "| a | **0.200 ± 0.100 [±0.139]** |" in md
+    assert "### 50 % of the budget" in md and "| a | **0.200 ± 0.141 [±1.271]** |" in md
     with pytest.raises(ValueError, match="fractions"):
         summary_table(load_results(tmp_path), fractions=[0.0])
 

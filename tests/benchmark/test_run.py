@@ -13,8 +13,17 @@ import pytest
 
 from benchmark.config import RunConfig
 from benchmark.figures import make_figures
-from benchmark.registry import UnknownMethodError, method_names, method_options
-from benchmark.results import RESULT_SCHEMA, ResultsError, cell_files, cell_path, load_results, parse_cell_path
+from benchmark.metrics import proposal_counts
+from benchmark.registry import UnknownMethodError, UnknownOptionError, method_names, method_options
+from benchmark.results import (
+    RESULT_SCHEMA,
+    ResultsError,
+    cell_files,
+    cell_path,
+    load_results,
+    parse_cell_path,
+    read_cell_stats,
+)
 from benchmark.runner import plan, run_benchmark
 from benchmark.task import TaskError
 from tests.benchmark.conftest import build_store
@@ -133,6 +142,12 @@ def test_cli(bench_store: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown method 'nope'" in bad.stderr and "random_search" in bad.stderr
     missing = _cli(f"store={tmp_path / 'none'}", f"out={out}", "progress=false")
     assert missing.returncode == 2 and "not a learning-curve store" in missing.stderr
+    typo = _cli(f"store={bench_store}", f"out={tmp_path / 'typo'}", "methods=[random_search,asha]", "datasets=[A]",
+                "progress=false", "+method_options.asha.etaa=2")  # fmt: skip
+    assert typo.returncode == 2 and "method 'asha' has no option ['etaa']; its options are ['eta', 'min_budget']" in (
+        typo.stderr
+    )
+    assert not (tmp_path / "typo").exists()  # nothing ran, nothing was written
 
 
 def test_core_imports_neither_torch_nor_timm(bench_store: Path, tmp_path: Path) -> None:
@@ -189,3 +204,85 @@ def test_cells_print_progress_and_their_time_and_gp_methods_their_schedule(
         schedule = RefitSchedule(refine_epochs=5)
 
     assert optimizer_note(GP()) == "schedule=custom(refine_epochs=5)" and optimizer_note(object()) == ""
+
+
+def test_labelled_variants_coexist_in_one_folder_and_reach_the_figures(bench_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    variants = {
+        "hyperband@eta2": {"method": "hyperband", "options": {"eta": 2}},
+        "hyperband@eta4": {"method": "hyperband", "options": {"eta": 4}},
+    }
+    cfg = config(bench_store, out, methods=["hyperband", "hyperband@eta2"], seeds=[0], datasets=["A", "B"],
+                 variants=variants)  # fmt: skip
+    assert run_benchmark(cfg).done == 4
+    # a second run adds another variant of the same method to the same folder
+    assert run_benchmark(config(bench_store, out, methods=["hyperband@eta4"], seeds=[0], datasets=["A", "B"],
+                                variants=variants)).done == 2  # fmt: skip
+    record = json.loads((out / "run.json").read_text())
+    assert record["variants"] == {
+        "hyperband@eta2": {"method": "hyperband", "options": {"eta": 2}},
+        "hyperband@eta4": {"method": "hyperband", "options": {"eta": 4}},
+    }
+    assert record["method_options"]["hyperband@eta4"] == {"eta": 4, "min_budget": 1}
+    assert record["method_options"]["hyperband"] == {"eta": 3, "min_budget": 1}
+    results = load_results(out)
+    assert results.methods() == ["hyperband", "hyperband@eta2", "hyperband@eta4"]
+    assert set(results.events.filter(pl.col("method") == "hyperband@eta2")["method"]) == {"hyperband@eta2"}
+    # the variants really ran with their own options: eta changes Hyperband's brackets
+    asks = {m: results.events.filter(pl.col("method") == m).height for m in results.methods()}
+    assert len(set(asks.values())) > 1, asks
+    make_figures(out, tmp_path / "figs", fractions=(1.0,), formats=("png",), dpi=30)
+    table = pl.read_csv(tmp_path / "figs" / "summary.csv")
+    assert sorted(table["method"].to_list()) == ["hyperband", "hyperband@eta2", "hyperband@eta4"]
+
+
+def test_variant_errors_come_before_any_cell(bench_store: Path, tmp_path: Path) -> None:
+    def run(**variants: dict) -> None:
+        run_benchmark(config(bench_store, tmp_path / "r", methods=list(variants), variants=variants))
+
+    with pytest.raises(ValueError, match="variant 'asha' has the name of a registered method"):
+        run(asha={"method": "asha", "options": {"eta": 2}})
+    with pytest.raises(ValueError, match=r"variant 'fast' must be \{method: REGISTERED_METHOD"):
+        run(fast={"methd": "asha"})
+    with pytest.raises(UnknownMethodError, match="unknown method 'ashaa'"):
+        run(fast={"method": "ashaa"})
+    with pytest.raises(UnknownOptionError, match=r"'asha' has no option \['etaa'\]"):
+        run(fast={"method": "asha", "options": {"etaa": 2}})
+    assert not (tmp_path / "r").exists()
+    run(fast={"method": "asha", "options": {"eta": 2}})
+    with pytest.raises(ResultsError, match="variant 'fast' of method 'asha', now of 'hyperband'"):
+        run(fast={"method": "hyperband", "options": {"eta": 2}})
+
+
+def test_variants_from_the_command_line(bench_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    ok = _cli(f"store={bench_store}", f"out={out}", "methods=[asha,asha-eta2]", "seeds=[0]", "datasets=[A]",
+              "budget_s=1000", "progress=false", "+variants.asha-eta2.method=asha",
+              "+variants.asha-eta2.options.eta=2")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((out / "run.json").read_text())["method_options"]["asha-eta2"]["eta"] == 2
+    assert {parse_cell_path(p)[1] for p in cell_files(out)} == {"asha", "asha-eta2"}
+
+
+def test_bohb_model_proposals_are_stored_with_each_replay_and_reported(tmp_path: Path) -> None:
+    # 150 pipelines: enough results at one budget for BOHB's KDE over the store's 32 varying hyperparameters
+    store = build_store(tmp_path / "store", datasets=("A", "B"), n_pipelines=150)
+    out = tmp_path / "res"
+    variants = {"bohb-never": {"method": "bohb", "options": {"min_points_in_model": 10_000}}}
+    cfg = config(store, out, methods=["random_search", "bohb", "bohb-never"], seeds=[0], budget_s=1e6,
+                 variants=variants)  # fmt: skip
+    assert run_benchmark(cfg).done == 6
+    stats = read_cell_stats(cell_path(out, "micro", "bohb", "A", 0))
+    assert stats["model_proposals"] > 0 and stats["proposals"] == stats["model_proposals"] + stats["random_proposals"]
+    assert read_cell_stats(cell_path(out, "micro", "random_search", "A", 0)) == {}
+    results = load_results(out)
+    counts = proposal_counts(results).rows_by_key("method", named=True, unique=True)
+    assert counts["bohb-never"]["model_proposals"] == 0 and counts["bohb-never"]["n_replays"] == 2
+    both = sum(read_cell_stats(cell_path(out, "micro", "bohb", d, 0))["model_proposals"] for d in ("A", "B"))
+    assert counts["bohb"]["model_proposals"] == both and "random_search" not in counts
+    make_figures(out, tmp_path / "figs", fractions=(1.0,), formats=("png",), dpi=30)
+    table = pl.read_csv(tmp_path / "figs" / "summary.csv").rows_by_key("method", named=True, unique=True)
+    assert table["bohb"]["model_proposals"] == both and table["random_search"]["model_proposals"] is None
+    md = (tmp_path / "figs" / "summary.md").read_text()
+    assert f"* bohb (micro): model proposals {both} of {counts['bohb']['proposals']}" in md
+    assert "* bohb-never (micro): model proposals 0 of" in md and "no model was ever fitted" in md

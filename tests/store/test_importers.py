@@ -16,6 +16,7 @@ import yaml
 from metagen.store import StoreReader, validate
 from metagen.store.errors import StoreError
 from metagen.store.importers import ImportReport, ImportSourceError, import_qtt, import_quicktune
+from metagen.store.importers.common import categorical_value, current_model_name
 from metagen.store.importers.quicktune import CURVE_NAMES
 from metagen.store.layout import compacted_parts
 
@@ -222,7 +223,8 @@ def test_aggregated_counts_names_and_report(qt_store: tuple[Path, ImportReport])
     runs, _ = read_store(store)
     assert runs["run_id"].to_list() == ["micro-run_nan", "micro-run_ok", "micro-run_plateau", "micro-run_short"]
     assert set(runs["source"]) == {"import-quicktune"}
-    assert set(runs["pretrained_source"]) == {"hub:timm/dla46x_c"}
+    assert set(runs["pretrained_source"]) == {"hub:timm/dla46x_c.in1k"}
+    assert set(runs["model"]) == {"dla46x_c.in1k"}  # the paper's old timm name, mapped through the space's aliases
     assert StoreReader(store).metadata.name == "qt"
     assert any("divided by 100" in d for d in StoreReader(store).metadata.deviations)
     assert "4 run(s) written" in str(report)
@@ -586,10 +588,10 @@ QTT_CONFIGS = {
     ),
     "2": qtt_config(
         batch_size="64", opt="momentum", momentum="0.8", lr="0.01", sched="step", decay_epochs="20.0",
-        decay_rate="0.5", clip_grad="1.0", layer_decay="0.75", data_augmentation="trivial_augment",
+        decay_rate="0.5", clip_grad="1.0", layer_decay="0.75", data_augmentation="trivial-augment",  # QTT's spelling
         stoch_norm="True",
     ),
-    "3": qtt_config(sched="plateau", patience_epochs="5", clip_grad="10", data_augmentation="auto_augment",
+    "3": qtt_config(sched="plateau", patience_epochs="5", clip_grad="10", data_augmentation="auto-augment",
                     auto_augment="v0", custom_flag="x"),
     "4": qtt_config(data_augmentation="random_augment", ra_num_ops="3", ra_magnitude="17"),
 }  # fmt: skip
@@ -660,6 +662,28 @@ def test_qtt_counts_statuses_and_tasks(qtt_store: tuple[Path, ImportReport]) -> 
     assert runs["pretrained_source"].null_count() == 3
 
 
+def test_qtt_unknown_categorical_values_are_flagged(tmp_path: Path) -> None:
+    write_qtt(tmp_path / "mtlbm" / "micro")
+    config = tmp_path / "mtlbm" / "micro" / "config.csv"
+    config.write_text(config.read_text().replace("auto-augment", "fancy-augment"))
+    report = import_qtt(tmp_path / "mtlbm", tmp_path / "store")
+    skipped = dict(report.runs_skipped)
+    assert "hyperparameter 'data_augmentation' is not one of trivial_augment, random_augment" in skipped["micro/3"]
+    assert report.runs_imported == 2
+
+
+def test_old_timm_names_map_to_current_ones() -> None:
+    assert current_model_name("beit_large_patch16_512") == "beit_large_patch16_512.in22k_ft_in22k_in1k"
+    assert current_model_name("dla46x_c.in1k") == "dla46x_c.in1k" and current_model_name("my_net") == "my_net"
+
+
+def test_categorical_values_take_the_schema_spelling() -> None:
+    assert categorical_value("data_augmentation", "random-augment") == "random_augment"
+    assert categorical_value("data_augmentation", "Trivial-Augment") == "trivial_augment"
+    assert categorical_value("data_augmentation", "fancy-augment") == "fancy-augment"  # kept: validate flags it
+    assert categorical_value("opt", "adamw") == "adamw" and categorical_value("model", "a-b") == "a-b"
+
+
 def test_qtt_curves_and_costs(qtt_store: tuple[Path, ImportReport]) -> None:
     store, _ = qtt_store
     arrays = StoreReader(store).curve_arrays("micro-task0", "micro")
@@ -678,7 +702,7 @@ def test_qtt_curves_and_costs(qtt_store: tuple[Path, ImportReport]) -> None:
 def test_qtt_hyperparameters(qtt_store: tuple[Path, ImportReport]) -> None:
     runs, _ = read_store(qtt_store[0])
     a = run_row(runs, "micro-74417154365539438")
-    assert (a["model"], a["batch_size"], a["opt"], a["opt_betas"]) == ("edgenext_x_small", 32, "adamw", "0.9 0.99")
+    assert (a["model"], a["batch_size"], a["opt"], a["opt_betas"]) == ("edgenext_x_small.in1k", 32, "adamw", "0.9 0.99")
     assert a["data_augmentation"] is None and a["auto_augment"] is None
     assert a["clip_grad"] is None and a["layer_decay"] is None  # NaN and QTT's 0 = off
     for name in ("decay_epochs", "decay_rate", "patience_epochs", "momentum", "ra_num_ops"):

@@ -8,6 +8,7 @@ from metagen.search_space import SearchSpace
 from metagen.store.records import run_file_table, split_run_tables
 from metagen.store.schema import (
     ACCURACY_UNIT,
+    CATEGORICAL_VALUES,
     CONDITIONS,
     HYPERPARAMETERS,
     SCHEMA_VERSION,
@@ -89,6 +90,17 @@ def test_search_space_config_agrees_with_schema() -> None:
     assert tuple(hp.name for hp in space.hyperparameters) == HYPERPARAMETERS
     conditions = {hp.name: (hp.parent, hp.parent_values) for hp in space.hyperparameters if hp.parent}
     assert conditions == CONDITIONS
+    for name, values in CATEGORICAL_VALUES.items():  # validate's categorical values are the space's
+        (hp,) = [h for h in space.hyperparameters if h.name == name]
+        assert set(values) == {v for v in hp.values if v is not None}, name
+
+
+def test_validate_flags_categorical_values_outside_the_space() -> None:
+    assert any(
+        "'data_augmentation' is not one of" in m
+        for m in messages(make_run(data_augmentation="random-augment"), make_curve())
+    )
+    assert any("'opt' is not one of" in m for m in messages(make_run(opt="lion"), make_curve()))
 
 
 def test_sampler_leaves_inactive_hyperparameters_out() -> None:

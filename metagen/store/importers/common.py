@@ -41,6 +41,7 @@ Shared decisions (the importers' docstrings repeat them where they apply):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -53,10 +54,12 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from metagen.search_space import SearchSpace
 from metagen.store.errors import StoreError, ValidationError
 from metagen.store.layout import StoreMetadata, create_store, update_metadata
 from metagen.store.records import complete_run
 from metagen.store.schema import (
+    CATEGORICAL_VALUES,
     CURVE_VALUE_COLUMNS,
     CURVES_SCHEMA,
     HYPERPARAMETER_COLUMNS,
@@ -274,6 +277,23 @@ def _betas_from_text(text: str) -> list[float]:
     return numbers
 
 
+@functools.cache
+def _model_names() -> dict[str, str]:
+    """Old timm name or paper alias -> current timm name, for the models of the Quick-Tune space (``v1``)."""
+    names: dict[str, str] = {}
+    for m in SearchSpace.load("v1").models:
+        for old in (m.alias, m.name.split(".")[0]):
+            names.setdefault(old, m.name)
+    return names
+
+
+def current_model_name(name: str) -> str:
+    """The current timm name of a model the originals name by its old timm name (``beit_large_patch16_512`` ->
+    ``beit_large_patch16_512.in22k_ft_in22k_in1k``, through the space's aliases), so imported runs and sweep runs
+    share one model column; a name the space does not know is kept."""
+    return _model_names().get(name, name)
+
+
 def coerce_hyperparameter(name: str, value: Any) -> Any:
     """A source value as the Python type of the schema column ``name`` (None when missing)."""
     if name == "opt_betas":
@@ -287,7 +307,17 @@ def coerce_hyperparameter(name: str, value: Any) -> Any:
         return to_int(value)
     if kind is float:
         return to_float(value)
-    return str(value).strip()
+    return categorical_value(name, str(value).strip())
+
+
+def categorical_value(name: str, text: str) -> str:
+    """``text`` in the schema's spelling: QuickTuneTool writes ``random-augment`` for ``random_augment`` (and
+    so on); a value that is not a known one under any spelling is kept as it is, and ``validate`` flags it."""
+    allowed = CATEGORICAL_VALUES.get(name)
+    if allowed is None or text in allowed:
+        return text
+    spelled = text.replace("-", "_").lower()
+    return spelled if spelled in allowed else text
 
 
 def hyperparameters_from(args: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -16,6 +16,9 @@ integer ids stay exact.
 
 Mapping decisions (listed in the store's ``deviations`` too):
 
+* Model: the current timm name, through the search space's aliases; names the space does not know are kept.
+  Categorical values take the schema's spelling (QTT's ``random-augment`` -> ``random_augment``); any other
+  unknown value is kept and ``validate`` rejects the run.
 * Names: ``-`` in column names becomes ``_``. Run id: ``<version>-<index>``, made file-name safe.
 * Dataset: a ``dataset`` column in config.csv (else in meta.csv) names it. Its last path
   component is used, as for Quick-Tune keys. Without such a column, runs with identical meta.csv
@@ -57,6 +60,7 @@ from metagen.store.importers.common import (
     ImportReport,
     ImportSourceError,
     SkipRun,
+    current_model_name,
     dataset_name_of,
     fill_notes,
     finish_run,
@@ -98,6 +102,8 @@ DEVIATIONS = (
     "QTT import: clip_grad and layer_decay of 0 (QTT's 'off') are NULL; inactive conditionals are NULL.",
     "QTT import: num_features is stored as resolution (image width).",
     "QTT import: seed is 0 unless config.csv has a seed column; pretrained_source is unknown (NULL).",
+    "QTT import: models are stored under their current timm names (the search space's aliases map old names); "
+    "hyphenated categorical values (random-augment, ...) take the schema's spelling (random_augment, ...).",
     "QTT import: config columns outside the schema's hyperparameters are stored in extra_hps; missing ones take "
     "the Quick-Tune finetune.py parser defaults.",
 )
@@ -295,7 +301,7 @@ def _qtt_run(
         "run_id": run_id_for(version, config[INDEX]),
         "dataset": dataset_name_of(key),
         "dataset_version": version,
-        "model": str(model).strip(),
+        "model": current_model_name(str(model).strip()),
         **hps,
         "extra_hps": json.dumps(_extras(args), sort_keys=True),
         "seed": _seed(args.get("seed")),

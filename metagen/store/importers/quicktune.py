@@ -22,6 +22,8 @@ matches a name that it ends with. Without the file, meta-features are NULL.
 
 Mapping decisions (listed in the store's ``deviations`` too):
 
+* Model: the current timm name, through the search space's aliases (``beit_large_patch16_512`` ->
+  ``beit_large_patch16_512.in22k_ft_in22k_in1k``); names the space does not know are kept.
 * Dataset: the last component of the key (``mtlbm/micro/set1/PNU`` -> ``PNU``). The version is
   the directory name. Run id: ``<version>-<original run id>``, made file-name safe.
 * Accuracies (``eval_top1``, ``eval_top5``) are in percent in Quick-Tune and are divided by 100.
@@ -70,6 +72,7 @@ from metagen.store.importers.common import (
     ImportReport,
     ImportSourceError,
     SkipRun,
+    current_model_name,
     dataset_name_of,
     fill_notes,
     finish_run,
@@ -132,6 +135,8 @@ DEVIATIONS = (
     "Quick-Tune import: peak_memory is max_memory_allocated (bytes, whole run), stored on the last epoch only.",
     "Quick-Tune import: pretrained_source is assumed to be hub:timm/<model> (pretrained timm weights).",
     "Quick-Tune import: hyperparameters missing from args take the finetune.py parser defaults.",
+    "Quick-Tune import: models are stored under their current timm names (the search space's aliases map the "
+    "paper's old names, e.g. beit_large_patch16_512 -> beit_large_patch16_512.in22k_ft_in22k_in1k).",
 )
 RAW_DEVIATIONS = (
     "Quick-Tune raw import: Quick-Tune's aggregate_curves filters are applied (at most 52 rows; a curve of fewer "
@@ -431,6 +436,7 @@ def _qt_run(
     model = args.get("model")
     if is_missing(model) or not isinstance(model, str):
         raise SkipRun("args have no 'model'")
+    model = current_model_name(model)
     hps, defaults = hyperparameters_from(args)
     filled.update(defaults)
     fields = {
