@@ -5,7 +5,7 @@ For each dataset (made here, none of them in the bundled store stores/qt-cpu10),
 the bundled store as meta-data; then the best validation accuracy each session reached, per dataset and
 seed, and the mean over seeds. Sessions are resumable: rerun to continue, ``--report`` only prints.
 
-    nice -n 10 .venv/bin/python benchmarks/tune_live_bench.py [--budget 100s] [--seeds 0 1 2] [--report]
+    nice -n 10 .venv/bin/python benchmarks/tune_live_bench.py [--budget 120s] [--seeds 0 1 2] [--report]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def run(root: Path, data: dict[str, Path], args: argparse.Namespace) -> None:
                        f"meta_store={ROOT / 'stores' / 'qt-cpu10'}", f"budget={args.budget}", f"method={method}",
                        f"workers={args.workers}", f"seed={seed}", f"candidates={args.candidates}",
                        f"epochs={args.epochs}", f"out={out}", f"cache_dir={root / 'cache'}",
-                       "progress_s=30"]  # fmt: skip
+                       f"meta_iterations={args.meta_iterations}", "progress_s=30"]  # fmt: skip
                 t0 = time.monotonic()
                 log = out.with_suffix(".log")
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,7 @@ def report(root: Path, args: argparse.Namespace) -> dict:
         print(f"paired (dataset, seed): {len(pairs)}; quicktune better in {wins}, tied {ties}, worse in "
               f"{len(pairs) - wins - ties}; mean difference {diff.mean():+.4f}")  # fmt: skip
     out = {"budget": args.budget, "workers": args.workers, "candidates": args.candidates, "epochs": args.epochs,
-           "sessions": rows, "summary": summary}  # fmt: skip
+           "meta_iterations": args.meta_iterations, "sessions": rows, "summary": summary}  # fmt: skip
     (root / "results.json").write_text(json.dumps(out, indent=2) + "\n")
     return out
 
@@ -111,11 +111,12 @@ def report(root: Path, args: argparse.Namespace) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=ROOT / "out" / "tune-bench")
-    ap.add_argument("--budget", default="100s")
+    ap.add_argument("--budget", default="120s")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--candidates", type=int, default=24)
+    ap.add_argument("--candidates", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--meta-iterations", type=int, default=500, help="Quick-Tune meta-training steps (cached)")
     ap.add_argument("--report", action="store_true", help="only print the table of finished sessions")
     args = ap.parse_args()
     if not args.report:

@@ -318,8 +318,15 @@ def run_session(cfg: TuneConfig, log: Callable[[str], None] = print, prepared: P
         log(f"[tune] {p.dataset_name}: {len(p.candidates)} candidates of search space {p.info.space}, "
             f"{p.epochs} epochs each; method {cfg.method}, budget {p.budget}, "
             f"{cfg.workers} {cfg.cluster} worker(s)")  # fmt: skip
-        optimizer = build_optimizer(p, progress=False)
-        return _Loop(p, journal, optimizer, log).run()
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the surrogate's tiny GEMMs; OpenMP teams stall when workers share the cores
+        try:
+            optimizer = build_optimizer(p, progress=False)
+            return _Loop(p, journal, optimizer, log).run()
+        finally:
+            torch.set_num_threads(threads)
 
 
 def _spec(p: Prepared, i: int, target: int, stop_file: str | None) -> dict[str, Any]:
