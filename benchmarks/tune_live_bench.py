@@ -5,7 +5,7 @@ For each dataset (made here, none of them in the bundled store stores/qt-cpu10),
 the bundled store as meta-data; then the best validation accuracy each session reached, per dataset and
 seed, and the mean over seeds. Sessions are resumable: rerun to continue, ``--report`` only prints.
 
-    nice -n 10 .venv/bin/python benchmarks/tune_live_bench.py [--budget 120s] [--seeds 0 1 2] [--report]
+    nice -n 10 .venv/bin/python benchmarks/tune_live_bench.py [--budget 120s] [--seeds 0 1 2] [--report] [--results DIR]
 """
 
 from __future__ import annotations
@@ -99,13 +99,32 @@ def report(root: Path, args: argparse.Namespace) -> dict:
              if q["method"] == "random_search" and (q["dataset"], q["seed"]) == (r["dataset"], r["seed"])]  # fmt: skip
     if pairs:
         diff = np.array([r["best"] - q["best"] for r, q in pairs])
+        diff[np.abs(diff) < 1e-6] = 0.0  # the store keeps float32 accuracies, a checkpoint float64: same value
         wins, ties = int((diff > 0).sum()), int((diff == 0).sum())
         print(f"paired (dataset, seed): {len(pairs)}; quicktune better in {wins}, tied {ties}, worse in "
               f"{len(pairs) - wins - ties}; mean difference {diff.mean():+.4f}")  # fmt: skip
     out = {"budget": args.budget, "workers": args.workers, "candidates": args.candidates, "epochs": args.epochs,
            "meta_iterations": args.meta_iterations, "sessions": rows, "summary": summary}  # fmt: skip
     (root / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+    if args.results is not None:
+        args.results.mkdir(parents=True, exist_ok=True)
+        (args.results / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+        (args.results / "table.md").write_text(markdown_table(out))
     return out
+
+
+def markdown_table(out: dict) -> str:
+    """Per dataset and method: best validation accuracy per seed and the mean (markdown)."""
+    seeds = sorted({r["seed"] for r in out["sessions"]})
+    head = "| dataset | method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | epochs (mean) |\n"
+    head += "|---|---|" + "---:|" * (len(seeds) + 2) + "\n"
+    rows = []
+    for key, v in out["summary"].items():
+        name, method = key.split("/")
+        eps = [r["epochs"] for r in out["sessions"] if (r["dataset"], r["method"]) == (name, method)]
+        cells = [f"{v['per_seed'][s]:.4f}" if s in v["per_seed"] else "-" for s in seeds]
+        rows.append(f"| {name} | {method} | " + " | ".join(cells) + f" | {v['mean']:.4f} | {np.mean(eps):.1f} |")
+    return head + "\n".join(rows) + "\n"
 
 
 def main() -> None:
@@ -118,6 +137,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--meta-iterations", type=int, default=500, help="Quick-Tune meta-training steps (cached)")
     ap.add_argument("--report", action="store_true", help="only print the table of finished sessions")
+    ap.add_argument("--results", type=Path, default=None, help="also write results.json and table.md here")
     args = ap.parse_args()
     if not args.report:
         run(args.root, make_datasets(args.root), args)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from metagen.store.files import read_run_file
@@ -56,7 +57,7 @@ def _rows(curve: list[dict[str, Any]]) -> list[EpochRow]:
     out = []
     for r in curve:
         v = r.get("eval_top1")
-        value = math.nan if v is None else float(v)
+        value = math.nan if v is None else float(np.float32(v))  # as the store keeps it, from either source
         cost = float(r.get("train_time") or 0.0) + float(r.get("eval_time") or 0.0)
         out.append(EpochRow(int(r["epoch"]), value, cost))
     return sorted(out, key=lambda r: r.epoch)
