@@ -1,4 +1,6 @@
-"""Structured config of ``python -m benchmark.run`` (registered with Hydra's ConfigStore as ``benchmark_schema``)."""
+"""Structured configs of the benchmark's command lines: ``python -m benchmark.run`` (:class:`RunConfig`, registered
+with Hydra's ConfigStore as ``benchmark_schema``) and ``python -m benchmark.figures`` (:class:`FiguresConfig`,
+registered as ``figures``)."""
 
 from __future__ import annotations
 
@@ -8,37 +10,28 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from metagen.hydra_settings import quiet_defaults, quiet_hydra
+from metagen.slurm import SlurmSettings
+
 
 @dataclass
-class SlurmConfig:
-    """Where ``executor=slurm`` sends the cells: one job array (field names as in the sweep's cluster config).
+class SlurmConfig(SlurmSettings):
+    """Where ``executor=slurm`` sends the cells: one job array.
+
+    The fields shared with the sweep's ``cluster=slurm`` (partition, account, qos, constraint, CPUs per task,
+    which are also its ``OMP_NUM_THREADS``, memory, array parallelism, setup, sbatch extras, job name):
+    :class:`metagen.slurm.SlurmSettings`. Its own:
 
     Attributes:
-        partition: SLURM partition (``null`` = the cluster's default).
-        account: ``--account`` (``null`` = none).
-        qos: ``--qos`` (``null`` = none).
         cells_per_job: cells one array task replays one after the other.
         time_min_per_cell: minutes of job time per cell (``--time`` = cells_per_job x this).
-        cpus_per_task: CPUs per task (also its ``OMP_NUM_THREADS``).
-        mem_gb: memory per task.
-        array_parallelism: array tasks running at once.
-        setup: shell lines run before the task (``module load ...``, ``source venv/bin/activate``).
-        additional_parameters: other sbatch options, e.g. ``{constraint: cpu}``.
         job_name: ``--job-name``.
         folder: submitit's logs (``null`` = ``<out>/_slurm``).
     """
 
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
     cells_per_job: int = 20
     time_min_per_cell: float = 5.0
-    cpus_per_task: int = 1
-    mem_gb: float = 4.0
-    array_parallelism: int = 64
-    setup: list[str] = field(default_factory=list)
-    additional_parameters: dict[str, Any] = field(default_factory=dict)
-    job_name: str = "benchmark-run"
+    job_name: str | None = "benchmark-run"
     folder: str | None = None
 
 
@@ -85,6 +78,27 @@ class RunConfig:
     progress: bool = True
 
 
+@dataclass
+class FiguresConfig:
+    """What to plot from which RESULTS directory, and where to put it."""
+
+    results: str = MISSING  # RESULTS directory written by `python -m benchmark.run`
+    out: str = MISSING  # where figures and tables go (created)
+    extra_results: list[str] = field(default_factory=list)  # more RESULTS directories to compare (e.g. a peer's)
+    fractions: list[float] = field(default_factory=lambda: [0.1, 0.5, 1.0])  # budget fractions: tables, CD diagrams
+    grid: str = "log"  # time grid of the over-time figures: log | linear | second (the paper's 1-s grid)
+    grid_points: int = 256  # points of the log and linear grids
+    alpha: float = 0.05  # significance level of the Friedman / Nemenyi tests
+    formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
+    dpi: int = 150  # resolution of raster formats
+    # Hydra itself: no output folder, no log files, no change of directory.
+    defaults: list[Any] = field(default_factory=quiet_defaults)
+    hydra: Any = field(default_factory=quiet_hydra)
+
+
 def register_configs() -> None:
-    """Registers :class:`RunConfig` as ``benchmark_schema`` (``conf/benchmark/run.yaml`` extends it)."""
-    ConfigStore.instance().store(name="benchmark_schema", node=RunConfig)
+    """Registers :class:`RunConfig` as ``benchmark_schema`` (``conf/benchmark/run.yaml`` extends it) and
+    :class:`FiguresConfig` as ``figures``."""
+    cs = ConfigStore.instance()
+    cs.store(name="benchmark_schema", node=RunConfig)
+    cs.store(name="figures", node=FiguresConfig)

@@ -15,7 +15,6 @@ Okabe–Ito colorblind-safe palette and are fixed per method across all figures 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,21 +26,21 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from benchmark.figures_cli import FiguresConfig
+from benchmark.config import FiguresConfig, register_configs
 from benchmark.metrics import (
-    Results,
-    ResultsError,
     _ordered_versions,
-    load_results,
     mean_ci,
-    merge_results,
     ranks,
     regret_cube,
     summary_markdown,
     summary_table,
     time_grid,
 )
+from benchmark.results import Results, ResultsError, load_results, merge_results
 from benchmark.stats import average_ranks, critical_difference, friedman_test, nonsignificant_groups
+from metagen.exit_codes import BAD_INPUT, app_started, fail, missing_keys_message, run_hydra
+
+register_configs()
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 LINESTYLES = ("-", "--", "-.", ":")
@@ -305,19 +304,27 @@ def make_figures(
 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="figures")
-def main(cfg: FiguresConfig) -> None:
-    """Hydra entry point: see the module docstring."""
+def _app(cfg: FiguresConfig) -> None:
+    app_started()
+    missing = missing_keys_message(cfg, ("results", "out"))
+    if missing:
+        fail(missing)
     c = OmegaConf.to_object(cfg)
     assert isinstance(c, FiguresConfig)
     try:
         dirs = [c.results, *c.extra_results]
         written = make_figures(dirs, c.out, c.fractions, c.grid, c.grid_points, c.alpha, c.formats, c.dpi)
     except (ResultsError, ValueError) as e:
-        raise SystemExit(f"benchmark.figures: {e}") from None
+        fail(f"benchmark.figures: {e}", BAD_INPUT)
     print(f"wrote {len(written)} files to {Path(c.out).resolve()}:")
     for p in written:
         print(f"  {p}")
 
 
+def main() -> None:
+    """Entry point: see the module docstring; exit codes as ``metagen.exit_codes`` (2: bad input)."""
+    run_hydra(_app)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,8 +1,7 @@
 """Metrics of a benchmark run: normalized regret, trajectories on a time grid, ranks, confidence intervals, tables.
 
-Everything here is a pure function of arrays or of a RESULTS directory (layout in ``docs/metrics.md`` and the
-contract D of the project): ``RESULTS/version=<v>/method=<m>/dataset=<d>/seed=<s>.parquet``, one row per trained
-epoch event, with the columns of :data:`RESULT_COLUMNS`. Imports neither torch nor matplotlib.
+Everything here is a pure function of arrays or of a RESULTS directory read by :func:`benchmark.results.load_results`
+(the one owner of the layout, ``docs/metrics.md``). Imports neither torch nor matplotlib.
 
 Conventions (the paper's, reference §6.1, deviations in ``docs/metrics.md``):
 
@@ -16,25 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 from scipy.stats import rankdata
 
 from benchmark.regret import normalized_regret as normalized_regret  # re-exported: part of the metrics API
-from benchmark.results import RESULT_SCHEMA
+from benchmark.results import Results, ResultsError
 
-RESULT_COLUMNS = RESULT_SCHEMA
-"""Columns of every RESULTS file (contract D) and their types (the writer's schema)."""
-
-RESULT_GLOB = "version=*/method=*/dataset=*/seed=*.parquet"
-_EVENT_ORDER = ("version", "method", "dataset", "seed", "time")  # stable: equal times keep the file's order
 Z_95 = 1.96
-
-
-class ResultsError(ValueError):
-    """A RESULTS directory is missing, empty or not in the contract's layout."""
 
 
 # ---- regret and trajectories ---------------------------------------------------------------------------------------
@@ -101,105 +90,6 @@ def step_on_grid(times: np.ndarray, values: np.ndarray, grid: np.ndarray, before
     idx = np.searchsorted(t, np.asarray(grid, dtype=np.float64), side="right") - 1
     out = np.asarray(values, dtype=np.float64)[np.maximum(idx, 0)] if t.size else np.empty(len(grid))
     return np.where(idx < 0, before, out)
-
-
-# ---- RESULTS directory ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Results:
-    """A RESULTS directory read into memory.
-
-    Attributes:
-        root: the directory.
-        events: every event row (columns of :data:`RESULT_COLUMNS`), sorted by version, method, dataset, seed and
-            time (events of equal time in file order; ``step`` is the ask's index, shared by its epochs).
-        runs: one row per result file (``version, method, dataset, seed``), including files without events.
-    """
-
-    root: Path
-    events: pl.DataFrame
-    runs: pl.DataFrame
-
-    @property
-    def versions(self) -> list[str]:
-        """Versions present, sorted."""
-        return sorted(self.runs["version"].unique().to_list())
-
-    def methods(self, version: str | None = None) -> list[str]:
-        """Methods present (in one version), sorted."""
-        runs = self.runs if version is None else self.runs.filter(pl.col("version") == version)
-        return sorted(runs["method"].unique().to_list())
-
-    def budget_s(self, version: str) -> float:
-        """The largest time budget of a version's runs."""
-        b = self.events.filter(pl.col("version") == version)["budget_s"].max()
-        if b is None:
-            raise ResultsError(f"{self.root}: version '{version}' has no events, so no time budget")
-        return float(b)  # type: ignore[arg-type]
-
-
-def _parse_key(path: Path) -> tuple[str, str, str, int]:
-    parts = [path.parent.parent.parent.name, path.parent.parent.name, path.parent.name, path.stem]
-    values = [p.split("=", 1)[1] for p in parts]
-    try:
-        seed = int(values[3])
-    except ValueError as e:
-        raise ResultsError(f"{path}: seed '{values[3]}' in the file name is not an integer") from e
-    return values[0], values[1], values[2], seed
-
-
-def load_results(root: str | Path) -> Results:
-    """Reads a RESULTS directory.
-
-    Raises:
-        ResultsError: the directory is missing, holds no result file, or a file lacks contract columns or
-            disagrees with its path.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise ResultsError(f"RESULTS directory {root} does not exist; run `python -m benchmark.run` to make one")
-    files = sorted(root.glob(RESULT_GLOB))
-    if not files:
-        raise ResultsError(
-            f"RESULTS directory {root} holds no result files (expected {root}/{RESULT_GLOB}); "
-            "is it the output directory of `python -m benchmark.run`?"
-        )
-    keys = [_parse_key(f) for f in files]
-    runs = pl.DataFrame(keys, schema=["version", "method", "dataset", "seed"], orient="row")
-    frames = []
-    for f in files:
-        try:
-            frame = pl.read_parquet(f)
-        except Exception as e:  # polars raises several types for damaged files
-            raise ResultsError(f"{f}: not readable as Parquet ({e}); delete it and re-run that (method, seed)") from e
-        missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ResultsError(f"{f}: missing columns {missing}; it was not written by benchmark.run (contract D)")
-        frames.append(frame.select(pl.col(c).cast(t) for c, t in RESULT_COLUMNS.items()))
-    events = pl.concat(frames, how="vertical")
-    bad = events.join(runs, on=["version", "method", "dataset", "seed"], how="anti")
-    if bad.height:
-        raise ResultsError(f"{root}: {bad.height} rows disagree with their file's version/method/dataset/seed")
-    events = events.sort(*_EVENT_ORDER, maintain_order=True)
-    return Results(root=root, events=events, runs=runs.sort("version", "method", "dataset", "seed"))
-
-
-def merge_results(parts: Sequence[Results]) -> Results:
-    """Several RESULTS directories as one (e.g. ours and a peer's), for comparing their methods.
-
-    Raises:
-        ResultsError: two directories hold the same (version, method, dataset, seed).
-    """
-    if not parts:
-        raise ResultsError("merge_results needs at least one RESULTS directory")
-    runs = pl.concat([p.runs for p in parts], how="vertical")
-    dup = runs.filter(runs.is_duplicated())
-    if dup.height:
-        roots = ", ".join(str(p.root) for p in parts)
-        raise ResultsError(f"{dup.height} runs appear in more than one of {roots}, e.g. {dup.row(0, named=True)}")
-    events = pl.concat([p.events for p in parts], how="vertical").sort(*_EVENT_ORDER, maintain_order=True)
-    return Results(root=parts[0].root, events=events, runs=runs.sort("version", "method", "dataset", "seed"))
 
 
 # ---- trajectories on a grid, ranks, intervals ------------------------------------------------------------------------

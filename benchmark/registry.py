@@ -1,12 +1,15 @@
 """Every benchmark method by name, imported only when used (``import benchmark`` never imports torch).
 
 A method is a factory ``factory(view, seed, context, **options) -> Optimizer``; its :class:`MethodSpec`
-names it as ``"module:attr"`` plus the options it is registered with.
+names it as ``"module:attr"`` plus the options that make a registered variant differ from the factory's
+defaults (``quicktune-M``: ``meta_learn=False``). The defaults themselves live once, in the factory's
+signature; :func:`method_options` reads them from there for ``run.json``.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +25,8 @@ class MethodSpec:
 
     Attributes:
         target: ``"module:attr"`` of the factory (a class or a function).
-        options: keyword options it is registered with (callers may override them).
+        options: the variant's keyword options where they differ from the factory's defaults (callers may
+            override them).
         needs_context: it meta-learns and needs a :class:`~benchmark.protocol.MetaContext`.
         needs_torch: importing it imports torch (kept out of the torch-free core and its tests).
     """
@@ -45,22 +49,10 @@ _QT = "benchmark.methods.quicktune:make_quicktune"
 
 METHODS: dict[str, MethodSpec] = {
     "random_search": MethodSpec("benchmark.methods.random_search:RandomSearch"),
-    "hyperband": MethodSpec("benchmark.methods.hyperband:Hyperband", {"eta": 3, "min_budget": 1}),
-    "asha": MethodSpec("benchmark.methods.asha:ASHA", {"eta": 3, "min_budget": 1}),
-    "bohb": MethodSpec(
-        "benchmark.methods.bohb:BOHB",
-        {
-            "eta": 3,
-            "min_budget": 1,
-            "top_n_percent": 15,
-            "random_fraction": 1 / 3,
-            "bandwidth_factor": 3.0,
-            "num_samples": 64,
-            "min_bandwidth": 1e-3,
-            "acquisition": "sample",
-        },
-    ),
-    "default_model": MethodSpec("benchmark.methods.baselines:DefaultModel", {"model": "xcit_small_12_p8_384_dist"}),
+    "hyperband": MethodSpec("benchmark.methods.hyperband:Hyperband"),
+    "asha": MethodSpec("benchmark.methods.asha:ASHA"),
+    "bohb": MethodSpec("benchmark.methods.bohb:BOHB"),
+    "default_model": MethodSpec("benchmark.methods.baselines:DefaultModel"),
     "best_on_average": MethodSpec("benchmark.methods.baselines:BestOnAverage", needs_context=True),
     "dyhpo": MethodSpec("benchmark.methods.dyhpo:DyHPO", needs_torch=True),
     "quicktune": MethodSpec(_QT, {}, needs_context=True, needs_torch=True),
@@ -89,6 +81,25 @@ def spec(name: str) -> MethodSpec:
 def method_names(needs_torch: bool | None = None) -> list[str]:
     """Registered names, optionally only those that do (``True``) or do not (``False``) need torch."""
     return [n for n, s in METHODS.items() if needs_torch is None or s.needs_torch == needs_torch]
+
+
+RECORDED = (type(None), bool, int, float, str)
+"""Types of the factory defaults that ``run.json`` records (settings, not objects such as a meta-model)."""
+
+
+def default_options(name: str) -> dict[str, Any]:
+    """The keyword defaults of method ``name``'s factory that are plain settings (:data:`RECORDED`)."""
+    skip = {"view", "seed", "context"}
+    return {
+        k: p.default
+        for k, p in inspect.signature(spec(name).load()).parameters.items()
+        if k not in skip and p.default is not inspect.Parameter.empty and isinstance(p.default, RECORDED)
+    }
+
+
+def method_options(name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The options a run of method ``name`` uses and records: factory defaults, the variant's, then ``overrides``."""
+    return {**default_options(name), **spec(name).options, **dict(overrides or {})}
 
 
 def make_optimizer(

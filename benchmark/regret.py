@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["normalized_regret"]
 
 
-def normalized_regret(incumbent: np.ndarray | float, best: float, worst: float) -> np.ndarray:
+def normalized_regret(incumbent: npt.ArrayLike, best: float, worst: float) -> np.ndarray:
     """Normalized regret of incumbent accuracies on one dataset.
 
     Args:

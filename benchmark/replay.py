@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,18 +112,21 @@ def replay(
     n_workers: int = 1,
     clock: SimulatedClock | None = None,
     max_steps: int | None = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> Trajectory:
     """Runs ``optimizer`` on ``task`` until the budget is spent or it has nothing left to ask.
 
     Args:
         task: the task (its curves stay hidden from the optimizer).
         optimizer: a fresh optimizer built on ``task.view``.
-        budget_s: simulated seconds (default: the version's budget, see ``VERSION_BUDGETS``);
+        budget_s: simulated seconds (default: the version's budget, see ``metagen.versions.VERSIONS``);
             ``inf`` runs until the optimizer is exhausted.
         overhead: ``"none"`` | ``"measured"`` | seconds per step (see :mod:`benchmark.clock`).
         n_workers: simulated workers training in parallel.
         clock: the simulated clock (its ``timer`` measures overhead); a fresh one by default.
         max_steps: stop after this many asks (``None`` = no limit).
+        progress: called after every ask with the number of asks so far and the simulated seconds
+            since the start (for progress reports of long replays).
 
     Returns:
         The :class:`Trajectory` of every epoch trained within the budget.
@@ -197,6 +200,8 @@ def replay(
             i, e = _check_ask(task, ask, busy, told_last, highest)
             step = steps
             steps += 1
+            if progress is not None:
+                progress(steps, clock.now - start_time)
             if clock.now >= limit:
                 break
             if e <= highest[i]:  # lookup: free, answered at once

@@ -5,9 +5,12 @@
     RESULTS/run.json                                              # the run's config (see RunRecord)
     RESULTS/version=<v>/method=<m>/dataset=<d>/seed=<s>.parquet   # one row per trained epoch event
 
-Path components are escaped with :func:`metagen.store.layout.encode_component`; the names also sit
-unescaped in the columns. A cell file is written atomically (temp file + rename), so an existing
-file is a finished cell. Imports neither torch nor timm.
+This module is the one owner of the layout: the runner writes cells with :func:`cell_path` and
+:func:`write_cell`, and metrics, figures and tests read them with :func:`load_results` (or
+:func:`cell_files`). Path components are percent-encoded with :func:`metagen.store.layout.encode_component`
+(a dataset named ``Plant Village`` lives in ``dataset=Plant%20Village``); the names also sit unescaped in
+the columns. A cell file is written atomically (temp file + rename), so an existing file is a finished
+cell. Imports neither torch nor timm.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +47,13 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
 (nan before the first), ``regret`` its normalised regret (1.0 before the first)."""
 
 RUN_FILE = "run.json"
+CELL_GLOB = "version=*/method=*/dataset=*/seed=*.parquet"
+_EVENT_ORDER = ("version", "method", "dataset", "seed", "time")  # stable: equal times keep the file's order
 
 
 class ResultsError(ValueError):
-    """A RESULTS directory that does not fit the run (another store, budget or overhead policy)."""
+    """A RESULTS directory that is missing, empty, not in this layout, or of another run (store, budget,
+    overhead policy)."""
 
 
 def cell_path(out: str | Path, version: str, method: str, dataset: str, seed: int) -> Path:
@@ -61,12 +68,15 @@ def cell_path(out: str | Path, version: str, method: str, dataset: str, seed: in
 
 
 def parse_cell_path(path: str | Path) -> tuple[str, str, str, int]:
-    """(version, method, dataset, seed) of a cell file path."""
+    """(version, method, dataset, seed) of a cell file path, the names decoded (the inverse of :func:`cell_path`)."""
     p = Path(path)
     d, m, v = p.parent.name, p.parent.parent.name, p.parent.parent.parent.name
     if not (v.startswith("version=") and m.startswith("method=") and d.startswith("dataset=")):
-        raise ResultsError(f"{path} is not a cell file (version=<v>/method=<m>/dataset=<d>/seed=<s>.parquet)")
-    seed = int(p.stem.removeprefix("seed="))
+        raise ResultsError(f"{path} is not a cell file ({CELL_GLOB})")
+    try:
+        seed = int(p.stem.removeprefix("seed="))
+    except ValueError as e:
+        raise ResultsError(f"{path}: seed '{p.stem.removeprefix('seed=')}' in the file name is not an integer") from e
     return decode_component(v[8:]), decode_component(m[7:]), decode_component(d[8:]), seed
 
 
@@ -103,18 +113,7 @@ def write_cell(path: str | Path, frame: pl.DataFrame) -> None:
 
 def cell_files(out: str | Path) -> list[Path]:
     """Every finished cell file under ``out``, sorted."""
-    return sorted(Path(out).glob("version=*/method=*/dataset=*/seed=*.parquet"))
-
-
-def read_results(out: str | Path, methods: Iterable[str] | None = None) -> pl.DataFrame:
-    """All rows of a RESULTS directory (optionally of some methods), in the schema's column order."""
-    files = cell_files(out)
-    if methods is not None:
-        wanted = set(methods)
-        files = [f for f in files if parse_cell_path(f)[1] in wanted]
-    if not files:
-        return pl.DataFrame(schema=RESULT_SCHEMA)
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical").select(list(RESULT_SCHEMA))
+    return sorted(Path(out).glob(CELL_GLOB))
 
 
 def store_hash(store: str | Path) -> str:
@@ -134,9 +133,13 @@ MUST_MATCH = ("store_hash", "version", "budget_s", "overhead", "workers")
 """run.json fields a resumed run must share with the first one (else its cells would not compare)."""
 
 
-def merge_run_record(out: str | Path, record: dict[str, Any]) -> dict[str, Any]:
+def merge_run_record(
+    out: str | Path, record: dict[str, Any], defaults: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Writes ``run.json`` for this run, merged with an earlier run's (methods, seeds and datasets
-    are united); :class:`ResultsError` if the earlier run differs in a :data:`MUST_MATCH` field."""
+    are united); :class:`ResultsError` if the earlier run differs in a :data:`MUST_MATCH` field or in a
+    method's options. ``defaults`` (per method) fills options an earlier record does not list, so a record
+    written when fewer defaults were recorded still matches a run with the same effective options."""
     path = Path(out) / RUN_FILE
     merged = dict(record)
     if path.is_file():
@@ -152,7 +155,8 @@ def merge_run_record(out: str | Path, record: dict[str, Any]) -> dict[str, Any]:
                 )
         old_options, new_options = old.get("method_options", {}), record.get("method_options", {})
         for m in sorted(set(old_options) & set(new_options)):
-            if old_options[m] != new_options[m]:
+            filled = _as_json({**(defaults or {}).get(m, {}), **old_options[m]})
+            if filled != _as_json(new_options[m]):
                 raise ResultsError(
                     f"{Path(out)} holds results of method '{m}' with options {old_options[m]}, now {new_options[m]}; "
                     "use another out= directory, or delete the old results"
@@ -168,9 +172,103 @@ def merge_run_record(out: str | Path, record: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _as_json(value: Any) -> Any:
+    """``value`` as ``run.json`` stores it (tuples as lists, other objects as strings)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
 def read_run_record(out: str | Path) -> dict[str, Any]:
     """The ``run.json`` of a RESULTS directory."""
     path = Path(out) / RUN_FILE
     if not path.is_file():
         raise ResultsError(f"{out} has no {RUN_FILE}; is it a RESULTS directory of `python -m benchmark.run`?")
     return json.loads(path.read_text())
+
+
+# ---- reading ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Results:
+    """A RESULTS directory read into memory.
+
+    Attributes:
+        root: the directory.
+        events: every event row (columns of :data:`RESULT_SCHEMA`), sorted by version, method, dataset, seed and
+            time (events of equal time in file order; ``step`` is the ask's index, shared by its epochs).
+        runs: one row per result file (``version, method, dataset, seed``), including files without events.
+    """
+
+    root: Path
+    events: pl.DataFrame
+    runs: pl.DataFrame
+
+    @property
+    def versions(self) -> list[str]:
+        """Versions present, sorted."""
+        return sorted(self.runs["version"].unique().to_list())
+
+    def methods(self, version: str | None = None) -> list[str]:
+        """Methods present (in one version), sorted."""
+        runs = self.runs if version is None else self.runs.filter(pl.col("version") == version)
+        return sorted(runs["method"].unique().to_list())
+
+    def budget_s(self, version: str) -> float:
+        """The largest time budget of a version's runs."""
+        b = self.events.filter(pl.col("version") == version)["budget_s"].max()
+        if b is None:
+            raise ResultsError(f"{self.root}: version '{version}' has no events, so no time budget")
+        return float(b)  # type: ignore[arg-type]
+
+
+def load_results(root: str | Path) -> Results:
+    """Reads a RESULTS directory.
+
+    Raises:
+        ResultsError: the directory is missing, holds no result file, or a file lacks contract columns or
+            disagrees with its path.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ResultsError(f"RESULTS directory {root} does not exist; run `python -m benchmark.run` to make one")
+    files = cell_files(root)
+    if not files:
+        raise ResultsError(
+            f"RESULTS directory {root} holds no result files (expected {root}/{CELL_GLOB}); "
+            "is it the output directory of `python -m benchmark.run`?"
+        )
+    keys = [parse_cell_path(f) for f in files]
+    runs = pl.DataFrame(keys, schema=["version", "method", "dataset", "seed"], orient="row")
+    frames = []
+    for f in files:
+        try:
+            frame = pl.read_parquet(f)
+        except Exception as e:  # polars raises several types for damaged files
+            raise ResultsError(f"{f}: not readable as Parquet ({e}); delete it and re-run that (method, seed)") from e
+        missing = [c for c in RESULT_SCHEMA if c not in frame.columns]
+        if missing:
+            raise ResultsError(f"{f}: missing columns {missing}; it was not written by benchmark.run (contract D)")
+        frames.append(frame.select(pl.col(c).cast(t) for c, t in RESULT_SCHEMA.items()))
+    events = pl.concat(frames, how="vertical")
+    bad = events.join(runs, on=["version", "method", "dataset", "seed"], how="anti")
+    if bad.height:
+        raise ResultsError(f"{root}: {bad.height} rows disagree with their file's version/method/dataset/seed")
+    events = events.sort(*_EVENT_ORDER, maintain_order=True)
+    return Results(root=root, events=events, runs=runs.sort("version", "method", "dataset", "seed"))
+
+
+def merge_results(parts: Sequence[Results]) -> Results:
+    """Several RESULTS directories as one (e.g. ours and a peer's), for comparing their methods.
+
+    Raises:
+        ResultsError: two directories hold the same (version, method, dataset, seed).
+    """
+    if not parts:
+        raise ResultsError("merge_results needs at least one RESULTS directory")
+    runs = pl.concat([p.runs for p in parts], how="vertical")
+    dup = runs.filter(runs.is_duplicated())
+    if dup.height:
+        roots = ", ".join(str(p.root) for p in parts)
+        raise ResultsError(f"{dup.height} runs appear in more than one of {roots}, e.g. {dup.row(0, named=True)}")
+    events = pl.concat([p.events for p in parts], how="vertical").sort(*_EVENT_ORDER, maintain_order=True)
+    return Results(root=parts[0].root, events=events, runs=runs.sort("version", "method", "dataset", "seed"))

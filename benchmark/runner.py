@@ -1,7 +1,7 @@
 """Running methods x datasets x seeds of one store version into a RESULTS directory (resumable, parallel).
 
-Every cell (method, dataset, seed) is one :func:`benchmark.replay.replay`; its trajectory becomes
-one Parquet file (:mod:`benchmark.results`). Cells whose file exists are skipped, so a killed run is
+Every cell (method, dataset, seed) is one :func:`benchmark.cells.run_cell`: a replay whose trajectory
+becomes one Parquet file (:mod:`benchmark.results`). Cells whose file exists are skipped, so a killed run is
 resumed by running the same command again. Cells run in ``jobs`` local processes (spawned, each
 loading the store once) or in a SLURM job array (``executor=slurm``, :mod:`benchmark.slurm`). A failing
 cell does not stop the others; failures are listed at the end and their cells are retried by the next run.
@@ -14,7 +14,6 @@ import concurrent.futures as cf
 import multiprocessing
 import platform
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,47 +21,12 @@ from typing import Any
 
 from tqdm import tqdm
 
+from benchmark.cells import PROGRESS_EVERY_S, CellJob, CellOutcome, run_cell
 from benchmark.clock import OverheadPolicy
 from benchmark.config import RunConfig
-from benchmark.registry import make_optimizer, spec
-from benchmark.replay import replay
-from benchmark.results import cell_path, merge_run_record, store_hash, trajectory_frame, write_cell
-from benchmark.task import default_budget, list_datasets, load_tasks, make_context
-
-
-@dataclass(frozen=True)
-class CellJob:
-    """Everything a process needs to replay one cell (picklable)."""
-
-    store: str
-    version: str
-    method: str
-    options: dict[str, Any]
-    dataset: str
-    seed: int
-    budget_s: float
-    overhead: str
-    workers: int
-    out: str
-    folds: int = 5
-    context_seed: int = 42
-    cache_dir: str | None = None
-
-    @property
-    def path(self) -> Path:
-        """The cell's result file."""
-        return cell_path(self.out, self.version, self.method, self.dataset, self.seed)
-
-
-@dataclass(frozen=True)
-class CellOutcome:
-    """What became of a cell: rows written, wall seconds, final regret, or the error."""
-
-    job: CellJob
-    rows: int = 0
-    wall_s: float = 0.0
-    final_regret: float = float("nan")
-    error: str | None = None
+from benchmark.registry import default_options, method_options, spec
+from benchmark.results import merge_run_record, store_hash
+from benchmark.task import default_budget, list_datasets, load_tasks
 
 
 @dataclass
@@ -101,9 +65,8 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
         raise ValueError(f"method_options for methods not in methods={list(cfg.methods)}: {unknown}")
     options: dict[str, dict[str, Any]] = {}
     for m in cfg.methods:
-        s = spec(m)
-        s.load()  # fail fast on methods that cannot be imported
-        options[m] = {**s.options, **dict(cfg.method_options.get(m, {}))}
+        spec(m).load()  # fail fast on methods that cannot be imported
+        options[m] = method_options(m, cfg.method_options.get(m, {}))
     budget = float(cfg.budget_s) if cfg.budget_s is not None else default_budget(cfg.version)
     if not budget > 0:
         raise ValueError(f"budget_s must be positive, got {cfg.budget_s}")
@@ -127,6 +90,7 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
             folds=int(cfg.folds),
             context_seed=int(cfg.context_seed),
             cache_dir=cfg.cache_dir,
+            progress_every_s=PROGRESS_EVERY_S if cfg.progress else 0.0,
         )
         for s in cfg.seeds  # seed-major: a run stopped early holds every method on the same cells
         for d in datasets
@@ -152,29 +116,11 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
     return jobs, record
 
 
-def run_cell(job: CellJob) -> CellOutcome:
-    """Replays one cell and writes its file; errors are returned, not raised."""
-    t0 = time.perf_counter()
-    try:
-        (task,) = load_tasks(job.store, job.version, [job.dataset])
-        context = None
-        if spec(job.method).needs_context:
-            context = make_context(job.store, job.version, job.dataset, job.folds, job.context_seed, job.cache_dir)
-        optimizer = make_optimizer(job.method, task.view, job.seed, context, **job.options)
-        trajectory = replay(task, optimizer, job.budget_s, overhead=job.overhead, n_workers=job.workers)
-        write_cell(job.path, trajectory_frame(trajectory, job.method, job.seed))
-        return CellOutcome(job, trajectory.time.size, time.perf_counter() - t0, trajectory.final_regret)
-    except Exception as e:  # one failing cell never stops a run
-        where = traceback.extract_tb(e.__traceback__)[-1]
-        message = f"{type(e).__name__}: {e} (at {Path(where.filename).name}:{where.lineno})"
-        return CellOutcome(job, wall_s=time.perf_counter() - t0, error=message)
-
-
 def run_benchmark(cfg: RunConfig) -> RunSummary:
     """Plans, skips finished cells, replays the rest (``cfg.jobs`` processes) and writes ``run.json``."""
     t0 = time.perf_counter()
     jobs, record = plan(cfg)
-    merge_run_record(cfg.out, record)
+    merge_run_record(cfg.out, record, defaults={m: default_options(m) for m in cfg.methods})
     todo = [j for j in jobs if not j.path.is_file()]
     summary = RunSummary(out=str(cfg.out), planned=len(jobs), skipped=len(jobs) - len(todo))
     bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not cfg.progress or not todo)
@@ -199,6 +145,8 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
 
 
 def _collect(summary: RunSummary, outcome: CellOutcome, bar: tqdm) -> None:
+    if not bar.disable:
+        bar.write(outcome.line())
     if outcome.error is None:
         summary.done += 1
     else:

@@ -23,9 +23,7 @@ import numpy as np
 from benchmark.protocol import MetaContext, SearchView
 from benchmark.regret import normalized_regret
 from metagen.store import StoreReader
-
-VERSION_BUDGETS: dict[str, float] = {"micro": 3600.0, "mini": 14400.0, "extended": 57600.0}
-"""Default HPO budget in simulated seconds per meta-dataset version (Quick-Tune's run scripts)."""
+from metagen.versions import budgets_s
 
 META_FEATURES = ("train_size", "num_classes", "resolution", "channels")
 
@@ -35,12 +33,11 @@ class TaskError(ValueError):
 
 
 def default_budget(version: str) -> float:
-    """The paper's budget for a version; a clear error for versions without one."""
-    if version not in VERSION_BUDGETS:
-        raise TaskError(
-            f"version '{version}' has no default budget (known: {VERSION_BUDGETS}); pass budget_s explicitly"
-        )
-    return VERSION_BUDGETS[version]
+    """The version's HPO budget (:data:`metagen.versions.VERSIONS`); a clear error for versions without one."""
+    budgets = budgets_s()
+    if version not in budgets:
+        raise TaskError(f"version '{version}' has no default budget (known: {budgets}); pass budget_s explicitly")
+    return budgets[version]
 
 
 @dataclass(frozen=True)

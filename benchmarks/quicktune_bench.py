@@ -1,62 +1,58 @@
-"""Overhead of DyHPO / Quick-Tune BO steps and meta-training time per fold, on the synthetic paper profile.
+"""Speed of the deep-kernel GP surrogates (DyHPO, Quick-Tune): the lean likelihood vs the previous gpytorch path.
 
-    .venv/bin/python benchmarks/quicktune_bench.py [--store /tmp/paper] [--steps 7] [--reference-meta]
+    .venv/bin/python -m benchmarks.quicktune_bench [--store stores/qt-cpu10 --version cpu10]
+        [--refine-steps 3] [--reset-steps 1] [--meta-iterations 300]
 
-1. Meta-training time per fold (fold 0 of the paper's 5-fold split of each version; cached fits are
-   not reused: every fold is trained here). Subsampling: our default runs 2,000 iterations of one
-   32-pair batch each with 20 validation episodes every 50 iterations; ``--reference-meta`` also
-   times the reference's 10,000 iterations with 50 episodes every 20 (micro only).
-2. Median overhead of one BO step (ask = refit + predict + acquisition, plus tell) with 300 candidates
-   and 500 observed epochs (100 pipelines x 5 epochs of micro curves), in the refine phase and for a
-   reset fit, for our default refit schedule and the reference's, as a ratio.
+Everything runs in this one process with 1 torch thread, new and old interleaved, so the printed
+ratios compare the two implementations under the same load:
 
-The store is generated first if missing (``python -m metagen.store synth STORE --profile paper --seed 0``).
+1. Meta-training time per iteration (fold 0 of the version's paper split, default config), new vs old,
+   from ``--meta-iterations`` iterations (validation included), fastest of ``--repeats`` interleaved runs.
+2. One Adam step of a fit (loss, backward, update) at 10, 50, 150 and 500 observations, new vs old
+   (fastest of 2 interleaved runs of 30 steps; the main job's replays fit at tens of observations,
+   where framework overhead dominates).
+3. One BO step (ask = refit + predicting 300 candidates + acquisition, plus tell) with 300 candidates
+   and 500 observed epochs (100 pipelines x 5 epochs), at the reference refit schedule: a refine
+   step (50 Adam steps) and a reset step (1,000 Adam steps), fastest of the measured steps of the new code
+   (``surrogates.gp.DeepKernelGP``) and of the old one (``surrogates.gp_gpytorch.GpytorchDeepKernelGP``:
+   gpytorch's exact GP and single-tensor Adam, as before), and the speed-up.
+
+New and old alternate, and the fastest measurement of each is reported: on a shared machine the
+fastest is the one least disturbed by other load.
+
+The candidates and observed curves are taken from the store's runs (several datasets of one version).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
-import sys
+import dataclasses
+import functools
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from benchmark.methods.dyhpo import DyHPO
-from benchmark.methods.gp_common import SCHEDULES, GrayBoxBO
+from benchmark.methods.graybox_bo import SCHEDULES, GrayBoxBO
 from benchmark.methods.quicktune import make_quicktune
 from benchmark.protocol import EpochResult, SearchView
 from surrogates.data import TaskData, load_store_tasks
 from surrogates.folds import paper_splits
-from surrogates.metatrain import REFERENCE_META, MetaModel, MetaTrainConfig, meta_train
+from surrogates.gp import DeepKernelGP
+from surrogates.gp_gpytorch import GpytorchDeepKernelGP, as_gpytorch
+from surrogates.metatrain import MetaModel, MetaTrainConfig, meta_train
+
+IMPLEMENTATIONS: dict[str, type[DeepKernelGP]] = {"new": DeepKernelGP, "old": GpytorchDeepKernelGP}
 
 
-def ensure_store(path: Path) -> None:
-    """Generate the synthetic paper-profile store if it is not there."""
-    if not (path / "store.json").is_file():
-        print(f"generating the synthetic paper profile in {path} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "metagen.store", "synth", str(path), "--profile", "paper", "--seed", "0"],
-                       check=True)  # fmt: skip
-
-
-def time_meta_training(store: Path, version: str, config: MetaTrainConfig) -> tuple[float, MetaModel, dict]:
-    """Seconds to meta-train fold 0 of ``version`` (data loading excluded), the model and the tasks."""
-    tasks = {t.name: t for t in load_store_tasks(str(store), version)}
-    split = paper_splits(list(tasks))[0]
-    t0 = time.perf_counter()
-    model = meta_train([tasks[d] for d in split.train], [tasks[d] for d in split.valid], config, progress=True)
-    return time.perf_counter() - t0, model, tasks
-
-
-def bench_view(tasks: dict[str, TaskData], n: int = 300) -> tuple[SearchView, np.ndarray]:
-    """A 300-candidate view from the pipelines (and curves) of several datasets of one version."""
+def bench_view(tasks: dict[str, TaskData], version: str, n: int = 300) -> tuple[SearchView, np.ndarray]:
+    """A ``n``-candidate view from the pipelines (and curves) of several datasets of one version."""
     names = sorted(tasks)
-    feats, vals, models = [], [], []
+    feats: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    models: list[str] = []
     for d in names:
         t = tasks[d]
         feats.append(t.features)
@@ -65,9 +61,11 @@ def bench_view(tasks: dict[str, TaskData], n: int = 300) -> tuple[SearchView, np
         if sum(len(f) for f in feats) >= n:
             break
     x, values = np.concatenate(feats)[:n], np.concatenate(vals)[:n]
+    if len(x) < n:
+        raise SystemExit(f"the version has only {len(x)} runs; the benchmark needs {n} candidates")
     t0 = tasks[names[0]]
     view = SearchView(
-        name="bench", version="micro", pipeline_ids=tuple(f"p{i}" for i in range(n)), models=tuple(models[:n]),
+        name="bench", version=version, pipeline_ids=tuple(f"p{i}" for i in range(n)), models=tuple(models[:n]),
         features=x, feature_names=t0.feature_names, max_epochs=values.shape[1], meta_features=dict(t0.meta),
     )  # fmt: skip
     return view, values
@@ -81,8 +79,19 @@ def observe(opt: GrayBoxBO, values: np.ndarray, n_pipes: int = 100, epochs: int 
         opt.tell(opt.issue(i, epochs), results)
 
 
-def step_overheads(opt: GrayBoxBO, values: np.ndarray, steps: int, reset: bool) -> list[float]:
-    """Seconds of ``steps`` BO steps (ask + tell of one new epoch) in the refine phase or as reset fits."""
+def use_implementation(opt: GrayBoxBO, name: str) -> GrayBoxBO:
+    """Makes ``opt`` build its surrogates with implementation ``name`` (same weights, same model)."""
+    if name == "old":
+        factory = opt.model_factory
+        opt.model_factory = lambda generator: as_gpytorch(factory(generator))
+        opt.model = opt._fresh_model()
+    return opt
+
+
+def step_seconds(make: Callable[[], GrayBoxBO], values: np.ndarray, steps: int, reset: bool) -> list[float]:
+    """Seconds of ``steps`` BO steps (ask + tell of one new epoch), refine steps or reset steps."""
+    opt = make()
+    observe(opt, values)
     out = []
     for _ in range(steps):
         opt.fits = opt.schedule.initial_steps  # past the initial phase
@@ -96,51 +105,87 @@ def step_overheads(opt: GrayBoxBO, values: np.ndarray, steps: int, reset: bool) 
     return out
 
 
+def adam_step_ms(opt: GrayBoxBO, n_obs: int, steps: int = 30) -> float:
+    """Milliseconds per Adam step of ``opt``'s surrogate fitted on its first ``n_obs`` observations."""
+    batch = opt.training_batch().subset(np.arange(n_obs))
+    opt.model.fit(batch, 2)
+    t0 = time.perf_counter()
+    opt.model.fit(batch, steps)
+    return (time.perf_counter() - t0) / steps * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default="/tmp/paper")
-    parser.add_argument("--steps", type=int, default=7, help="measured BO steps per setting (median reported)")
-    parser.add_argument("--reset-steps", type=int, default=2, help="measured reset fits per setting")
-    parser.add_argument("--versions", default="micro,mini,extended")
-    parser.add_argument("--reference-meta", action="store_true", help="also time the reference meta-training (micro)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least hurt by other load)")
+    parser.add_argument("--store", default="stores/qt-cpu10")
+    parser.add_argument("--version", default="cpu10")
+    parser.add_argument("--refine-steps", type=int, default=3, help="measured refine steps per method and code")
+    parser.add_argument("--reset-steps", type=int, default=1, help="measured reset steps per method and code")
+    parser.add_argument("--meta-iterations", type=int, default=300, help="meta-training iterations timed per code")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved meta-training runs per code (fastest)")
+    parser.add_argument("--skip-meta", action="store_true", help="do not time meta-training")
+    parser.add_argument("--skip-steps", action="store_true", help="do not time BO steps")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    store = Path(args.store)
-    ensure_store(store)
-    print(f"torch threads: {torch.get_num_threads()}")
+    torch.set_num_threads(1)
+    tasks = {t.name: t for t in load_store_tasks(args.store, args.version)}
+    split = paper_splits(list(tasks))[0]
+    train, valid = [tasks[d] for d in split.train], [tasks[d] for d in split.valid]
+    print(f"store {args.store} version {args.version}: {len(tasks)} datasets; torch threads {torch.get_num_threads()}")
 
-    print("\n== meta-training time per fold (fold 0, synthetic paper profile) ==")
-    models: dict[str, tuple[MetaModel, dict]] = {}
-    configs = [("default", MetaTrainConfig())] + ([("reference", REFERENCE_META)] if args.reference_meta else [])
-    for version in args.versions.split(","):
-        for label, config in configs:
-            if label == "reference" and version != "micro":
-                continue
-            secs, model, tasks = time_meta_training(store, version, config)
-            models.setdefault(version, (model, tasks))
-            print(f"{version:<9} {label:<9} {config.iterations:>6} it  {secs:7.1f} s  "
-                  f"(best val MSE {model.info['best_val_mse_perf']:.4f} at it {model.info['best_iteration_perf']})",
-                  flush=True)  # fmt: skip
+    meta_model: MetaModel | None = None
+    if not args.skip_meta:
+        config = dataclasses.replace(MetaTrainConfig(), iterations=args.meta_iterations)
+        print(f"\n== meta-training, fold 0 ({len(train)} train / {len(valid)} valid datasets), "
+              f"{config.iterations} iterations, validation every {config.val_every} ==")  # fmt: skip
+        per_it: dict[str, float] = {}
+        info: dict[str, dict] = {}
+        for _ in range(args.repeats):  # interleaved; the fastest repeat of each is the least disturbed by load
+            for name, cls in IMPLEMENTATIONS.items():
+                t0 = time.perf_counter()
+                model = meta_train(train, valid, config, gp_class=cls)
+                per_it[name] = min(per_it.get(name, np.inf), (time.perf_counter() - t0) / config.iterations)
+                info[name] = model.info
+                meta_model = meta_model or model
+        for name in IMPLEMENTATIONS:
+            print(
+                f"{name}: {per_it[name] * 1e3:7.2f} ms per iteration "
+                f"(best val MSE {info[name]['best_val_mse_perf']:.4f} at it {info[name]['best_iteration_perf']})"
+            )
+        print(f"speed-up: {per_it['old'] / per_it['new']:.1f}x")
+    if meta_model is None:
+        meta_model = meta_train(train, valid, dataclasses.replace(MetaTrainConfig(), iterations=20))
 
-    model, tasks = models.get("micro") or next(iter(models.values()))
-    view, values = bench_view(tasks)
-    print(f"\n== BO step overhead: {view.n} candidates, 500 observed epochs, median of {args.steps} steps ==")
-    print(f"{'method':<10}{'phase':<9}{'default (s)':>12}{'reference (s)':>15}{'ratio':>8}")
-    for name in ("dyhpo", "quicktune"):
-        for phase, reset, n in (("refine", False, args.steps), ("reset", True, args.reset_steps)):
-            med = {}
-            for sched in ("default", "reference"):
-                if name == "dyhpo":
-                    opt: GrayBoxBO = DyHPO(view, 0, schedule=sched)
-                else:
-                    opt = make_quicktune(view, 0, None, meta_model=model, schedule=sched)
-                observe(opt, values)
-                med[sched] = statistics.median(step_overheads(opt, values, n, reset))
-            print(f"{name:<10}{phase:<9}{med['default']:>12.3f}{med['reference']:>15.3f}"
-                  f"{med['reference'] / med['default']:>7.1f}x", flush=True)  # fmt: skip
-    d, r = SCHEDULES["default"], SCHEDULES["reference"]
-    print(f"\nschedules: default {d}\n           reference {r}")
+    view, values = bench_view(tasks, args.version)
+
+    def build(method: str, name: str) -> GrayBoxBO:
+        if method == "dyhpo":
+            return use_implementation(DyHPO(view, 0, schedule="reference"), name)
+        return use_implementation(make_quicktune(view, 0, None, meta_model=meta_model, schedule="reference"), name)
+
+    print("\n== one Adam step of a fit (ms), by number of observations ==")
+    print(f"{'method':<10}{'n':>5}{'old':>9}{'new':>9}{'speed-up':>10}")
+    for method in ("dyhpo", "quicktune"):
+        for n_obs in (10, 50, 150, 500):
+            ms = {"old": np.inf, "new": np.inf}
+            for _ in range(2):
+                for name in ms:
+                    opt = build(method, name)
+                    observe(opt, values)
+                    ms[name] = min(ms[name], adam_step_ms(opt, n_obs))
+            print(f"{method:<10}{n_obs:>5}{ms['old']:>9.2f}{ms['new']:>9.2f}{ms['old'] / ms['new']:>9.1f}x", flush=True)
+    if args.skip_steps:
+        return
+    sched = SCHEDULES["reference"]
+    print(f"\n== BO step at the reference schedule ({sched}): {view.n} candidates, 500 observed epochs ==")
+    print(f"{'method':<10}{'phase':<8}{'old (s)':>10}{'new (s)':>10}{'speed-up':>10}")
+    for method in ("dyhpo", "quicktune"):
+        for phase, reset, n in (("refine", False, args.refine_steps), ("reset", True, args.reset_steps)):
+            times: dict[str, list[float]] = {"old": [], "new": []}
+            for _ in range(n):  # interleaved: old, new, old, new, ...
+                for name, out in times.items():
+                    out.extend(step_seconds(functools.partial(build, method, name), values, 1, reset))
+            med = {name: min(out) for name, out in times.items()}
+            print(f"{method:<10}{phase:<8}{med['old']:>10.3f}{med['new']:>10.3f}"
+                  f"{med['old'] / med['new']:>9.1f}x", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

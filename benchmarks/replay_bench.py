@@ -6,7 +6,7 @@ cached (``python -m metagen.store synth DIR --profile paper --seed 0``). Target:
 under 2 minutes on a 2-core machine. Mean final regrets are printed as a sanity check only: the
 store is synthetic, never report them as findings.
 
-    python benchmarks/replay_bench.py [--store DIR] [--seeds 10] [--jobs 1] [--methods ...] [--workers 1]
+    python -m benchmarks.replay_bench [--store DIR] [--seeds 10] [--jobs 1] [--methods ...] [--workers 1]
 """
 
 from __future__ import annotations

@@ -6,12 +6,13 @@ and from the original aggregated JSON layout (``<version>/<curve>.json`` + ``arg
 this script writes from the same data), and compares sizes on disk. Both are read warm (files in
 the page cache); the best of ``--repeat`` runs is reported.
 
-    python benchmarks/store_bench.py [--store DIR] [--workdir DIR] [--repeat 3]
+    python -m benchmarks.store_bench [--store DIR] [--workdir DIR] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
@@ -122,8 +123,8 @@ def main() -> None:
         for d, (acc, cost) in ours_arrays.items():  # same numbers from both (float32 storage)
             ja, jc = json_arrays[f"mtlbm/{version}/{d}"]
             assert np.allclose(acc, ja, equal_nan=True, atol=1e-6) and np.allclose(cost, jc, equal_nan=True, rtol=1e-6)
-        ours = best_time(lambda v=version: load_store(store, v), args.repeat)
-        js = best_time(lambda v=version: load_quicktune_json(qt, v), args.repeat)
+        ours = best_time(functools.partial(load_store, store, version), args.repeat)
+        js = best_time(functools.partial(load_quicktune_json, qt, version), args.repeat)
         total_ours, total_json = total_ours + ours, total_json + js
         n_epochs = int(sizes.filter(pl.col("dataset_version") == version)["n_epochs"].sum())
         print(f"{version:<10}{n_epochs:>9}{ours:>10.3f}{js:>10.3f}{js / ours:>9.1f}x")

@@ -5,7 +5,7 @@ For each dataset (made here, none of them in the bundled store stores/qt-cpu10),
 the bundled store as meta-data; then the best validation accuracy each session reached, per dataset and
 seed, and the mean over seeds. Sessions are resumable: rerun to continue, ``--report`` only prints.
 
-    nice -n 10 .venv/bin/python benchmarks/tune_live_bench.py [--budget 120s] [--seeds 0 1 2] [--report] [--results DIR]
+    nice -n 10 .venv/bin/python -m benchmarks.tune_live_bench [--budget 120s] [--seeds 0 1 2] [--report] [--results DIR]
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ class CostPredictor(nn.Module):
         log_mean, log_std: statistics of ``log(seconds)`` on the meta-training epochs.
     """
 
+    log_stats: torch.Tensor  # a buffer: (mean, std) of log(seconds)
+
     def __init__(self, dim: int, max_epochs: int, log_mean: float = 0.0, log_std: float = 1.0, hidden: int = 32):
         super().__init__()
         self.net = CostNet(dim, max_epochs, hidden=hidden)

@@ -32,8 +32,17 @@ class NumericScale:
     hi: float
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """Scaled ``x`` (values outside the fitted range extrapolate linearly; no clipping)."""
-        v = np.log10(np.maximum(x, 0.0) + self.offset) if self.log else x
+        """Scaled ``x`` (values outside the fitted range extrapolate linearly; no clipping).
+
+        On a log-scaled column fitted without zeros (``offset`` 0), values more than a decade below
+        the fitted minimum, zeros included, map to one decade below it (as the offset of a column
+        fitted with zeros places them), never to ``log10(0)``.
+        """
+        if self.log:
+            floor = 10.0**self.lo / 10.0 if self.offset == 0 else 0.0
+            v = np.log10(np.maximum(x, floor) + self.offset)
+        else:
+            v = x
         return (v - self.lo) / (self.hi - self.lo) if self.hi > self.lo else v - self.lo
 
 

@@ -54,6 +54,8 @@ class FoldScores:
 def score_fold(model: MetaModel, tests: Sequence[TaskData], episodes: int, context: int, query: int, seed: int,
                version: str = "", fold: int = 0) -> FoldScores:  # fmt: skip
     """Scores of a meta-trained model on test datasets it has never seen."""
+    if episodes < 1:
+        raise ValueError(f"score_fold needs at least one episode, got episodes={episodes}")
     rng = np.random.default_rng(seed)
     perf = model.perf_model()
     cost = model.cost_model()
@@ -76,6 +78,7 @@ def score_fold(model: MetaModel, tests: Sequence[TaskData], episodes: int, conte
                 c_pred.append(np.log(cost.predict(q))[ok])
         runs = et.usable
         final_q = et.batch(runs, et.n_valid[runs], with_curve=False)
+        assert first_ctx is not None  # episodes >= 1
         mu, _ = perf.predict(first_ctx, final_q)
         f_pred.extend(mu.tolist())
         f_true.extend(final_q.y.numpy().astype(float).tolist())
@@ -173,19 +176,28 @@ def main() -> None:
     import hydra
     from omegaconf import OmegaConf
 
+    from metagen.exit_codes import BAD_INPUT, app_started, fail, missing_keys_message, run_hydra
+    from metagen.store import StoreError
     from surrogates.evaluate_config import EvaluateConfig
 
     @hydra.main(version_base=None, config_name="surrogates_evaluate")
     def _run(cfg: EvaluateConfig) -> None:
+        app_started()
+        missing = missing_keys_message(cfg, ("store", "out"))
+        if missing:
+            fail(missing)
         c = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(c, dict)
         config = MetaTrainConfig(iterations=c["iterations"], lr=c["lr"], seed=c["seed"])
-        scores = evaluate(c["store"], c["out"], c["version"], c["folds"], c["n_folds"], c["split_seed"],
-                          c["episodes"], c["context_size"], c["query_size"], c["cache_dir"], config)  # fmt: skip
+        try:
+            scores = evaluate(c["store"], c["out"], c["version"], c["folds"], c["n_folds"], c["split_seed"],
+                              c["episodes"], c["context_size"], c["query_size"], c["cache_dir"], config)  # fmt: skip
+        except (StoreError, ValueError, FileNotFoundError) as e:
+            fail(f"error: {e}", BAD_INPUT)
         print(table(scores))
         print(f"wrote {Path(c['out']) / 'results.json'} and {Path(c['out']) / 'calibration.png'}")
 
-    _run()
+    run_hydra(_run)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from metagen.hydra_settings import quiet_defaults, quiet_hydra
+
 
 @dataclass
 class EvaluateConfig:
@@ -26,14 +28,8 @@ class EvaluateConfig:
     iterations: int = 2000  # meta-training iterations (reference: 10000)
     lr: float = 1e-3  # meta-training learning rate (reference: 1e-4)
     seed: int = 0  # meta-training and episode seed
-    defaults: list[Any] = field(
-        default_factory=lambda: [
-            "_self_",
-            {"override hydra/job_logging": "none"},
-            {"override hydra/hydra_logging": "none"},
-        ]
-    )
-    hydra: Any = field(default_factory=lambda: {"run": {"dir": "."}, "output_subdir": None})
+    defaults: list[Any] = field(default_factory=quiet_defaults)
+    hydra: Any = field(default_factory=quiet_hydra)
 
 
 ConfigStore.instance().store(name="surrogates_evaluate", node=EvaluateConfig)

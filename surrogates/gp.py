@@ -1,27 +1,54 @@
-"""The deep-kernel GP: a feature extractor feeding gpytorch's exact GP.
+"""The deep-kernel GP: a feature extractor feeding an exact GP, with a lean torch likelihood.
 
-``ExactGP`` with ``ConstantMean``, ``ScaleKernel(RBFKernel())`` (one lengthscale) and a
-``GaussianLikelihood``, trained by the negative exact marginal log-likelihood with Adam, jointly
-over the network and the GP hyperparameters (reference §4.1, §7). Predictive standard deviations
-include the likelihood noise, as in the reference. Exact Cholesky solves are forced for any size
-(gpytorch would switch to CG with random probes above 800 points, which uses the global RNG).
+The model is gpytorch's ``ExactGP`` with ``ConstantMean``, ``ScaleKernel(RBFKernel())`` (one
+lengthscale) and a ``GaussianLikelihood`` (noise >= 1e-4), trained by the negative exact marginal
+log-likelihood per point with Adam, jointly over the network and the GP hyperparameters (reference
+§4.1, §7). Predictive standard deviations include the likelihood noise, as in the reference.
+
+The gpytorch modules only hold the GP hyperparameters (so state dicts and meta-trained caches keep
+their layout); the likelihood and the predictions are computed here directly on one Cholesky factor
+of the ``(N, N)`` kernel matrix, with a hand-written backward pass (:class:`_ExactNLL`): one
+Cholesky, one ``cholesky_inverse`` and two ``(N, N) x (N, k)`` products per Adam step, instead of
+gpytorch's generic lazy-tensor path (``surrogates.gp_gpytorch`` keeps that path as a test oracle and
+as the baseline of ``benchmarks/quicktune_bench.py``). Prediction solves only the diagonal of the
+predictive covariance. Everything runs in float32, as gpytorch does with float32 inputs; a kernel
+matrix that is not positive definite gets gpytorch's jitter (1e-6, 1e-5, 1e-4 on the diagonal)
+before the fit gives up.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import gpytorch
 import numpy as np
 import torch
+from linear_operator.utils.errors import NanError, NotPSDError
 from torch import nn
 
 from surrogates.data import Batch
 
-_EXACT = 10**6  # gpytorch.settings.max_cholesky_size
+_JITTER = (1e-6, 1e-5, 1e-4)  # gpytorch's float32 cholesky_jitter, 3 tries
+_MIN_VARIANCE = 1e-6  # gpytorch.settings.min_variance for float32
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class NotPositiveDefiniteError(RuntimeError):
+    """The kernel matrix stayed indefinite after the largest jitter."""
+
+
+NUMERICAL_ERRORS: tuple[type[Exception], ...] = (
+    NotPositiveDefiniteError,
+    torch.linalg.LinAlgError,
+    NotPSDError,
+    NanError,
+)
+"""What a numerically failed GP step raises (an indefinite kernel matrix after the largest jitter, a failed
+Cholesky, gpytorch's non-PSD or NaN errors); any other error is a bug and propagates."""
 
 
 class _ExactGP(gpytorch.models.ExactGP):
@@ -34,6 +61,86 @@ class _ExactGP(gpytorch.models.ExactGP):
         return gpytorch.distributions.MultivariateNormal(self.mean_module(z), self.covar_module(z))
 
 
+def sq_dist(a: torch.Tensor, b: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+    """``(n, m)`` squared Euclidean distances of rows of ``a`` ``(n, k)`` and ``b`` ``(m, k)``.
+
+    Both are shifted by ``center`` ``(1, k)`` first (as gpytorch does, for float32 accuracy); negative
+    rounding errors are clamped to 0.
+    """
+    a, b = a - center, b - center
+    out = torch.addmm((a * a).sum(1, keepdim=True), a, b.T, alpha=-2.0)
+    out += (b * b).sum(1)
+    return out.clamp_min_(0.0)
+
+
+def safe_cholesky(k: torch.Tensor) -> torch.Tensor:
+    """Lower Cholesky factor of ``k`` ``(N, N)``; adds gpytorch's jitter to the diagonal when needed.
+
+    Raises :class:`NotPositiveDefiniteError` (a ``RuntimeError``) if the largest jitter fails or ``k`` has NaNs.
+    """
+    chol, info = torch.linalg.cholesky_ex(k)
+    if not bool(info):
+        return chol
+    if bool(torch.isnan(k).any()):
+        raise NotPositiveDefiniteError("kernel matrix has NaN entries")
+    k = k.clone()
+    previous = 0.0
+    for jitter in _JITTER:
+        k.diagonal().add_(jitter - previous)
+        previous = jitter
+        warnings.warn(f"kernel matrix not p.d., added jitter of {jitter:.1e} to the diagonal", stacklevel=3)
+        chol, info = torch.linalg.cholesky_ex(k)
+        if not bool(info):
+            return chol
+    raise NotPositiveDefiniteError(f"kernel matrix not positive definite after adding jitter {_JITTER[-1]:.0e}")
+
+
+class _ExactNLL(torch.autograd.Function):
+    """Negative exact marginal log-likelihood per point of an RBF GP, with an analytic backward.
+
+    Inputs: features ``z`` ``(N, k)``, targets ``y`` ``(N,)`` and the scalars mean ``c``, outputscale
+    ``s``, lengthscale ``l``, noise ``v``. With ``K = s exp(-|z_i - z_j|^2 / (2 l^2)) + v I = L L^T``
+    and ``a = K^-1 (y - c)``: ``loss = (0.5 (y - c)^T a + sum log diag L + 0.5 N log 2 pi) / N``.
+    Backward: ``dloss/dK = (K^-1 - a a^T) / (2N)``, contracted with the kernel's derivatives.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, z: torch.Tensor, y: torch.Tensor, c: torch.Tensor, s: torch.Tensor, ls: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        n = z.shape[0]
+        zs = z / ls
+        zc = zs - zs.mean(0, keepdim=True)
+        kf = sq_dist(zc, zc, torch.zeros_like(zc[:1]))
+        kf.diagonal().zero_()
+        kf.mul_(-0.5).exp_().mul_(s)
+        k = kf.clone()
+        k.diagonal().add_(v)
+        chol = safe_cholesky(k)
+        r = (y - c).unsqueeze(1)
+        alpha = torch.cholesky_solve(r, chol).squeeze(1)
+        loss = (0.5 * (r.squeeze(1) @ alpha) + chol.diagonal().log().sum() + 0.5 * n * _LOG_2PI) / n
+        ctx.save_for_backward(zc, kf, chol, alpha, s, ls)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        zc, kf, chol, alpha, s, ls = ctx.saved_tensors
+        n = zc.shape[0]
+        g = torch.cholesky_inverse(chol)  # becomes dloss/dK = (K^-1 - a a^T) grad / (2N)
+        g.addr_(alpha, alpha, alpha=-1.0)
+        g.mul_(grad * (0.5 / n))
+        d_v = g.diagonal().sum()
+        g.mul_(kf)  # W = dloss/dK * Kf
+        d_s = g.sum() / s
+        # sq_ij = |zc_i - zc_j|^2 / ... ; dloss/dzc_i = -sum_j W_ij (zc_i - zc_j) * 2 / 2 (symmetric W)
+        d_zc = torch.addmm(zc * g.sum(1, keepdim=True), g, zc, alpha=-1.0).mul_(-2.0)
+        d_z = d_zc / ls
+        d_ls = -(d_zc * zc).sum() / ls
+        d_c = -(grad / n) * alpha.sum()
+        return d_z, None, d_c, d_s, d_ls, d_v
+
+
 class DeepKernelGP(nn.Module):
     """A feature extractor (``Batch -> (B, k)``) with an exact GP on its output.
 
@@ -41,19 +148,46 @@ class DeepKernelGP(nn.Module):
         extractor: the kernel network; must have an ``out_dim`` attribute (``k``).
     """
 
+    adam_options: ClassVar[dict[str, Any]] = {"fused": True}
+    """Options of every Adam optimizer on this model (fused: one kernel for all parameters)."""
+
     def __init__(self, extractor: nn.Module):
         super().__init__()
         self.extractor = extractor
         self.likelihood = gpytorch.likelihoods.GaussianLikelihood()
-        self.gp = _ExactGP(self.likelihood, int(extractor.out_dim))
+        out_dim = extractor.out_dim
+        if not isinstance(out_dim, int | np.integer):
+            raise TypeError(f"the extractor's out_dim must be an int, got {type(out_dim).__name__}")
+        self.gp = _ExactGP(self.likelihood, int(out_dim))
         self.mll = gpytorch.mlls.ExactMarginalLogLikelihood(self.likelihood, self.gp)
+
+    def hyperparameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scalar mean, outputscale, lengthscale and noise (differentiable in the raw parameters).
+
+        gpytorch's constraints, written out: ``softplus(raw) + lower bound`` (0 for the outputscale
+        and lengthscale, ``1e-4`` for the noise).
+        """
+        covar, noise = self.gp.covar_module, self.likelihood.noise_covar
+        softplus = nn.functional.softplus
+        return (
+            self.gp.mean_module.raw_constant.reshape(()),
+            softplus(covar.raw_outputscale).reshape(()),
+            softplus(covar.base_kernel.raw_lengthscale).reshape(()),
+            (softplus(noise.raw_noise) + noise.raw_noise_constraint.lower_bound).reshape(()),
+        )
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """Negative exact marginal log-likelihood (per point) of ``batch.y`` ``(B,)`` given its inputs."""
-        z = self.extractor(batch)
-        self.gp.set_train_data(z, batch.y, strict=False)
-        with gpytorch.settings.max_cholesky_size(_EXACT):
-            return -self.mll(self.gp(z), batch.y)
+        return _ExactNLL.apply(self.extractor(batch), batch.y, *self.hyperparameters())
+
+    def training_mse(self, batch: Batch) -> float:
+        """MSE of the GP's prior mean (its constant) on ``batch.y``: DyHPO's training MSE.
+
+        DyHPO scores ``gpytorch.metrics.mean_squared_error(model(z), y)`` with the model in training
+        mode, where ``model(z)`` is the prior, whose mean is the learned constant.
+        """
+        with torch.no_grad():
+            return float(((batch.y - self.hyperparameters()[0]) ** 2).mean())
 
     def fit(
         self,
@@ -64,25 +198,26 @@ class DeepKernelGP(nn.Module):
     ) -> float:
         """Full-batch training for ``epochs`` Adam steps; returns the last loss (``nan`` if none ran).
 
-        A step that fails numerically (e.g. a non-PD kernel matrix) restores the state before this
-        call and stops, like the reference's roll-back.
+        A step that fails numerically (:data:`NUMERICAL_ERRORS`, e.g. a non-PD kernel matrix) restores the
+        state before this call and stops, like the reference's roll-back.
         """
         if len(batch) < 2 or epochs <= 0:  # BatchNorm cannot train on one point (reference skips it)
             return float("nan")
         before = copy.deepcopy(self.state_dict())
-        opt = optimizer or torch.optim.Adam(self.parameters(), lr=lr)
+        opt = optimizer or torch.optim.Adam(self.parameters(), lr=lr, **self.adam_options)
         self.train()
-        last = float("nan")
+        losses = []
         for _ in range(epochs):
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=True)
             try:
                 loss = self.loss(batch)
                 loss.backward()
-            except (RuntimeError, gpytorch.utils.errors.NotPSDError):
+            except NUMERICAL_ERRORS:
                 self.load_state_dict(before)
                 return float("nan")
             opt.step()
-            last = float(loss.detach())
+            losses.append(loss.detach())
+        last = float(losses[-1])
         if not math.isfinite(last):
             self.load_state_dict(before)
         return last
@@ -91,12 +226,20 @@ class DeepKernelGP(nn.Module):
     def predict(self, train: Batch, query: Batch) -> tuple[np.ndarray, np.ndarray]:
         """Posterior predictive mean and std ``(Q,)`` each at ``query``, conditioned on ``train``."""
         self.eval()
-        with gpytorch.settings.max_cholesky_size(_EXACT):
-            z_train = self.extractor(train)
-            self.gp.set_train_data(z_train, train.y, strict=False)
-            pred = self.likelihood(self.gp(self.extractor(query)))
-            mean, std = pred.mean.numpy().astype(np.float64), pred.stddev.numpy().astype(np.float64)
-        return mean, std
+        c, s, ls, v = self.hyperparameters()
+        z_train = self.extractor(train) / ls
+        z_query = self.extractor(query) / ls
+        center = z_train.mean(0, keepdim=True)
+        k = sq_dist(z_train, z_train, center)
+        k.diagonal().zero_()
+        k.mul_(-0.5).exp_().mul_(s).diagonal().add_(v)
+        chol = safe_cholesky(k)
+        cross = sq_dist(z_train, z_query, center).mul_(-0.5).exp_().mul_(s)  # (N, Q)
+        alpha = torch.cholesky_solve((train.y - c).unsqueeze(1), chol).squeeze(1)
+        mean = c + alpha @ cross
+        root = torch.linalg.solve_triangular(chol, cross, upper=False)
+        var = (s + v - (root * root).sum(0)).clamp_min(_MIN_VARIANCE)
+        return mean.double().numpy(), var.double().sqrt().numpy()
 
     def state(self) -> dict[str, Any]:
         """A deep copy of the parameters and buffers (restorable with :meth:`restore`)."""

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 def make_run(run_id: str = "r1", dataset: str = "PNU", version: str = "micro", **overrides: Any) -> dict[str, Any]:
@@ -35,3 +43,30 @@ def make_curve(n: int = 5, start: float = 0.1, step: float = 0.1, cost: float = 
         }
         for e in range(1, n + 1)
     ]
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make the folder tree ``path`` unwritable for this process, also as root, and restore it afterwards.
+
+    Not root: ``chmod a-w`` on every folder. Root (which ignores modes): the immutable attribute
+    (``chattr -R +i``); the test is skipped where the file system or the container does not allow it.
+    """
+    dirs = [path, *(p for p in path.rglob("*") if p.is_dir())]
+    if os.geteuid() != 0:
+        modes = {d: d.stat().st_mode for d in dirs}
+        for d in dirs:
+            d.chmod(0o555)
+        try:
+            yield
+        finally:
+            for d, mode in modes.items():
+                d.chmod(mode)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "-R", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("running as root, and chattr +i (the only way to make a folder unwritable for root) is unavailable")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-R", "-i", str(path)], check=True, capture_output=True)

@@ -11,19 +11,18 @@ curve ended before a rung (truncated or diverged) enters it with its last value 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from benchmark.methods.hyperband import rank
+from benchmark.methods.halving import check_halving, rank, value_at
 from benchmark.protocol import Ask, BaseOptimizer, EpochResult, MetaContext, SearchView
 
 
 def asha_rungs(max_epochs: int, min_budget: int = 1, eta: float = 3) -> tuple[int, ...]:
     """Rung levels in epochs, increasing, the last one ``max_epochs``."""
-    if max_epochs < 1 or min_budget < 1 or eta <= 1:
-        raise ValueError(f"need max_epochs >= 1, min_budget >= 1, eta > 1; got {max_epochs}, {min_budget}, {eta}")
-    rungs, r = [], float(min(min_budget, max_epochs))
+    check_halving(max_epochs, min_budget, eta)
+    rungs: list[int] = []
+    r = float(min(min_budget, max_epochs))
     while r < max_epochs:
         if not rungs or round(r) > rungs[-1]:
             rungs.append(round(r))
@@ -65,7 +64,7 @@ class ASHA(BaseOptimizer):
             self.promoted[k].add(c)
             budget = self.rungs[k + 1]
             if self.finished[c] or self.highest[c] >= budget:
-                self.results[k + 1][c] = self._value(c, budget)
+                self.results[k + 1][c] = value_at(self, c, budget)
                 continue
             self.target[c] = k + 1
             return self.issue(c, budget)
@@ -82,11 +81,7 @@ class ASHA(BaseOptimizer):
         super().tell(ask, results)
         k = self.target.pop(ask.pipeline, None)
         if k is not None:
-            self.results[k][ask.pipeline] = self._value(ask.pipeline, self.rungs[k])
-
-    def _value(self, c: int, budget: int) -> float:
-        e = min(int(budget), int(self.highest[c]))
-        return float(self.curves[c, e - 1]) if e >= 1 else math.nan
+            self.results[k][ask.pipeline] = value_at(self, ask.pipeline, self.rungs[k])
 
     def _promotable(self) -> tuple[int, int] | None:
         for k in range(len(self.rungs) - 2, -1, -1):

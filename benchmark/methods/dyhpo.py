@@ -8,11 +8,12 @@ observation), as the reference min-max scales its candidate table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from benchmark.methods.gp_common import GrayBoxBO, RefitSchedule
+from benchmark.methods.graybox_bo import GrayBoxBO, RefitSchedule
 from benchmark.protocol import MetaContext, SearchView
 from surrogates.encoding import PipelineEncoder
 from surrogates.gp import DeepKernelGP
@@ -26,8 +27,9 @@ class DyHPO(GrayBoxBO):
         view: the task's candidate set.
         seed: seed of the initial design and the surrogate.
         context: ignored (DyHPO does not meta-learn); accepted for the common factory signature.
-        schedule: ``"default"`` (ours, cheaper) | ``"reference"`` (1000 epochs from scratch for
-            the first 10 fits, then 50) | a :class:`RefitSchedule` or a mapping of its fields.
+        schedule: ``"reference"`` (default: 1000 epochs from scratch for the first 10 fits, then 50,
+            restarts on no improvement or a training MSE above 0.15) | a :class:`RefitSchedule` or a
+            mapping of its fields.
         step: fidelity step in epochs (reference: 1).
         hidden, out_dim: kernel-network sizes (reference: 64, 128).
     """
@@ -38,7 +40,7 @@ class DyHPO(GrayBoxBO):
         seed: int,
         context: MetaContext | None = None,
         *,
-        schedule: str | RefitSchedule | dict[str, Any] | None = None,
+        schedule: str | RefitSchedule | Mapping[str, Any] | None = None,
         step: int = 1,
         hidden: int = 64,
         out_dim: int = 128,

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.methods.halving import check_halving, rank, value_at
 from benchmark.protocol import Ask, BaseOptimizer, EpochResult, MetaContext, SearchView
 
 
 def hyperband_budgets(max_epochs: int, min_budget: int = 1, eta: float = 3) -> tuple[int, ...]:
     """The rung budgets in epochs, increasing, ending at ``max_epochs`` (duplicates after rounding removed)."""
-    if max_epochs < 1 or min_budget < 1 or eta <= 1:
-        raise ValueError(f"need max_epochs >= 1, min_budget >= 1, eta > 1; got {max_epochs}, {min_budget}, {eta}")
+    check_halving(max_epochs, min_budget, eta)
     min_budget = min(min_budget, max_epochs)
     s_max = math.floor(math.log(max_epochs / min_budget) / math.log(eta) + 1e-9)
     raw = (max_epochs * eta ** (-k) for k in range(s_max, -1, -1))
@@ -75,12 +75,6 @@ class Bracket:
     def budget(self) -> int:
         """Epochs of the current stage."""
         return self.budgets[self.stage]
-
-
-def rank(candidates: Sequence[int], values: Sequence[float]) -> list[int]:
-    """Candidates best first (highest value; nan last; ties keep the given order)."""
-    key = np.array([-v if not math.isnan(v) else math.inf for v in values])
-    return [candidates[j] for j in np.argsort(key, kind="stable")]
 
 
 class Hyperband(BaseOptimizer):
@@ -185,12 +179,8 @@ class Hyperband(BaseOptimizer):
             self._advance(b)
         return None
 
-    def _value(self, c: int, budget: int) -> float:
-        e = min(int(budget), int(self.highest[c]))
-        return float(self.curves[c, e - 1]) if e >= 1 else math.nan
-
     def _resolve(self, b: Bracket, c: int) -> None:
-        value = self._value(c, b.budget)
+        value = value_at(self, c, b.budget)
         b.results[c] = value
         self.observe(c, b.budget, value)
 

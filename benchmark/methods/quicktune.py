@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.methods.gp_common import GrayBoxBO, RefitSchedule
+from benchmark.methods.graybox_bo import GrayBoxBO, RefitSchedule
 from benchmark.protocol import MetaContext, SearchView
 from surrogates.encoding import MetaFeatureScaler, PipelineEncoder
 from surrogates.gp import DeepKernelGP
@@ -40,7 +40,7 @@ def make_quicktune(
     hub_size: int | None = None,
     select_model_first: bool = False,
     *,
-    schedule: str | RefitSchedule | dict[str, Any] | None = None,
+    schedule: str | RefitSchedule | Mapping[str, Any] | None = None,
     meta_config: MetaTrainConfig | Mapping[str, Any] | None = None,
     meta_model: MetaModel | None = None,
     progress: bool = False,
@@ -59,7 +59,7 @@ def make_quicktune(
         hub_size: restrict the candidates to this many models, drawn with ``seed``.
         select_model_first: tune only the model with the best mean final accuracy on the
             meta-training datasets.
-        schedule: refit schedule (``"default"``, ``"reference"``, a :class:`RefitSchedule` or mapping).
+        schedule: refit schedule (``"reference"``, the default; a :class:`RefitSchedule` or a mapping).
         meta_config: meta-training settings (:class:`MetaTrainConfig` or a mapping of its fields).
         meta_model: an already meta-trained model (skips loading/training; for tests and benches).
         progress: show a progress bar while meta-training.
@@ -98,7 +98,7 @@ def make_quicktune(
         cost_model = meta_model.cost_model() if cost_aware else None
         if cost_aware and cost_model is None:
             raise ValueError("cost_aware=True needs a meta-trained cost predictor (meta_config cost=True)")
-        net = {"hidden": meta_model.config.hidden, "out_dim": meta_model.config.out_dim,
+        net: dict[str, Any] = {"hidden": meta_model.config.hidden, "out_dim": meta_model.config.out_dim,
                "use_meta": meta_model.config.use_meta, "dropout": meta_model.config.dropout}  # fmt: skip
     else:
         encoder = PipelineEncoder.fit(view.features, view.feature_names)

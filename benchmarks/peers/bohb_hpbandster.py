@@ -47,7 +47,6 @@ from hpbandster.core.worker import Worker  # noqa: E402
 from hpbandster.optimizers import BOHB  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 
 METHOD = "bohb-hpbandster"
 PAPER_BUDGETS_S = {"micro": 1.5 * 3600, "mini": 6 * 3600, "extended": 24 * 3600}

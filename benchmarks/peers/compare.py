@@ -1,7 +1,7 @@
 """Compares two methods of (possibly separate) RESULTS directories at budget fractions; prints markdown.
 
 Run with the project's venv:
-    .venv/bin/python benchmarks/peers/compare.py --results OURS PEER --a bohb --b bohb-hpbandster --version micro
+    .venv/bin/python -m benchmarks.peers.compare --results OURS PEER --a bohb --b bohb-hpbandster --version micro
 
 For each fraction of the budget: mean ± std normalized regret over the (dataset, seed) runs both methods have,
 a Wilcoxon signed-rank test on the per-dataset means (paired by dataset, seeds averaged) and a Mann-Whitney U test
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import mannwhitneyu, wilcoxon
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmark.metrics import load_results, merge_results, regret_cube
+from benchmark.metrics import regret_cube
+from benchmark.results import load_results, merge_results
 
 
 def compare(dirs: list[str], a: str, b: str, version: str, fractions: list[float]) -> str:

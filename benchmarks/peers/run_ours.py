@@ -4,7 +4,7 @@ A stopgap for the peer comparison while ``python -m benchmark.run`` is not avail
 ``benchmark.task.load_tasks``, ``benchmark.registry.make_optimizer`` and ``benchmark.replay.replay`` (overhead
 ``none``, one worker: the peer's setting). Run with the project's venv:
 
-    .venv/bin/python benchmarks/peers/run_ours.py --store STORE --version micro --datasets BCT --seeds 0 1 --out DIR
+    .venv/bin/python -m benchmarks.peers.run_ours --store STORE --version micro --datasets BCT --seeds 0 1 --out DIR
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmark.metrics import RESULT_COLUMNS
 from benchmark.registry import make_optimizer
 from benchmark.replay import replay
+from benchmark.results import RESULT_SCHEMA
 from benchmark.task import default_budget, load_tasks
 
 
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                     "regret": traj.regret,
                     "budget_s": np.full(n, budget),
                 },
-            ).select(pl.col(c).cast(t) for c, t in RESULT_COLUMNS.items())
+            ).select(pl.col(c).cast(t) for c, t in RESULT_SCHEMA.items())
             path = out / f"version={a.version}/method={a.method}/dataset={task.dataset}/seed={seed}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             frame.write_parquet(path)

@@ -19,4 +19,5 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   "$here/.venv/bin/pip" install --quiet -r "$here/requirements.txt"
   echo "$want" > "$stamp"
 fi
-exec "$here/.venv/bin/python" "$here/bohb_hpbandster.py" "$@"
+# the repository root on the module path: benchmarks.peers.bohb_hpbandster imports the benchmark's task code
+PYTHONPATH="$(cd "$here/../.." && pwd)${PYTHONPATH:+:$PYTHONPATH}" exec "$here/.venv/bin/python" -m benchmarks.peers.bohb_hpbandster "$@"

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from metagen.datasets.errors import DatasetError
+from metagen.exit_codes import BAD_INPUT
 
 
 def _positive(text: str) -> int:
@@ -133,13 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (2: bad arguments, 1: dataset error)."""
+    """Run the CLI; returns the exit code (``metagen.exit_codes``: 2 for bad arguments and for a dataset that
+    cannot be read or made: missing folder, not empty, too many classes, kind unavailable)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -8,41 +8,34 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-VERSION_CAPS_S: dict[str, float] = {"micro": 3600.0, "mini": 14400.0, "extended": 57600.0}
-"""Wall-clock cap per run for each Meta-Album version (reference §2.4: 1 h / 4 h / 16 h)."""
+from omegaconf import MISSING
 
-DEFAULT_EPOCHS = 50
-"""The reference's epoch budget, also the length of its LR schedule (reference §2.1.7)."""
+from metagen.versions import DEFAULT_EPOCHS, DEFAULT_VERSION, VERSIONS, register_resolver
 
 PRETRAINED_CHOICES = ("auto", "hub", "file", "none")
 CLOCK_CHOICES = ("wall", "process")
 
 
 @dataclass
-class FinetuneConfig:
-    """One finetuning run: a pipeline (model + hyperparameters) trained on one dataset with one seed.
+class TrainingSettings:
+    """How a finetuning run trains, apart from what it trains (pipeline, dataset) and its cap: the settings
+    one sweep shares among all its runs (``SweepConfig`` extends this class, as ``FinetuneConfig`` does).
 
     Attributes:
-        dataset: folder of a Meta-Album-layout dataset (labels.csv, images/, info.json).
-        model: timm name or paper alias of a model of the search space; ``None`` = sampled with ``seed``.
-        store: learning-curve store the finished run is written into (must exist).
+        store: learning-curve store the finished run is written into.
         version: dataset version the run belongs to (micro | mini | extended | any name); part of the run id.
         epochs: epochs to train (the run's budget, ``max_epochs`` in the store).
         schedule_epochs: length of the LR schedule and the LP-FT switch point (``schedule_epochs // 2``);
             independent of ``epochs`` so that a run stopped early follows the full run's schedule
             (the reference always used 50). A value other than 50 becomes part of the pipeline id.
-        cap_s: wall-clock cap of the run's epochs in seconds (accumulated across resumes); ``None`` = no cap.
-        seed: seed of everything random in the run (sampling of missing hyperparameters included).
-        hp: hyperparameters given explicitly; the others are sampled from the search space with ``seed``.
-        search_space: name of the search space under ``conf/search_spaces``.
-        max_params_m: only sample models up to this many million parameters (``None`` = all).
+        seed: seed of everything random in the run (sampling of missing hyperparameters included); in a
+            sweep also the seed of the pipeline sampling.
         pretrained: ``auto`` (``weights_file`` if given, else the Hugging Face hub, else the architecture's
             card in ``hub_dir``, else an offline package), ``hub``, ``file`` (``weights_file``) or ``none``
             (random init; becomes part of the pipeline id).
-        weights_file: a local state-dict file (.safetensors / .pth / .bin) of the model's timm architecture.
         hub_dir: a local hub folder of pretrained-weight cards (``python -m metagen.hub``); ``auto`` uses the
             card of the model's architecture after the Hugging Face hub. ``None`` = no local hub.
         img_size: input resolution; ``None`` = the model's pretrained default (the reference's policy).
@@ -59,24 +52,14 @@ class FinetuneConfig:
         deterministic: deterministic algorithms (bit-identical curves on CPU, also across resumes).
         num_workers: data-loader worker processes (0 = load in the training process).
         num_threads: torch intra-op threads on CPU (``None`` = torch's default).
-        min_batch_size: smallest batch size tried when halving on out-of-memory.
-        checkpoint_dir: where ``<run_id>/`` checkpoints live; ``None`` = ``<store>.checkpoints`` beside the store.
-        keep_checkpoint: keep the run's checkpoint after the store write (``False`` deletes it then).
     """
 
-    dataset: str = "???"
-    store: str = "???"
-    model: str | None = None
-    version: str = "micro"
+    store: str = MISSING
+    version: str = DEFAULT_VERSION
     epochs: int = DEFAULT_EPOCHS
     schedule_epochs: int = DEFAULT_EPOCHS
-    cap_s: float | None = VERSION_CAPS_S["micro"]
     seed: int = 0
-    hp: dict[str, Any] = field(default_factory=dict)
-    search_space: str = "v1"
-    max_params_m: float | None = None
     pretrained: str = "auto"
-    weights_file: str | None = None
     hub_dir: str | None = None
     img_size: int | None = None
     crop_scale_min: float | None = None
@@ -87,14 +70,52 @@ class FinetuneConfig:
     deterministic: bool = False
     num_workers: int = 0
     num_threads: int | None = None
+
+    def training_settings(self) -> dict[str, Any]:
+        """The fields of :class:`TrainingSettings` as keyword arguments (e.g. of a ``FinetuneConfig``)."""
+        return {f.name: getattr(self, f.name) for f in fields(TrainingSettings)}
+
+
+@dataclass
+class FinetuneConfig(TrainingSettings):
+    """One finetuning run: a pipeline (model + hyperparameters) trained on one dataset with one seed.
+
+    The fields shared with a sweep (store, version, epochs, schedule length, seed, weights, local hub, image
+    size, train recipe, device, clock, determinism, workers, threads): :class:`TrainingSettings`. Its own:
+
+    Attributes:
+        dataset: folder of a Meta-Album-layout dataset (labels.csv, images/, info.json).
+        model: timm name or paper alias of a model of the search space; ``None`` = sampled with ``seed``.
+        cap_s: wall-clock cap of the run's epochs in seconds (accumulated across resumes); ``None`` = no cap.
+        hp: hyperparameters given explicitly; the others are sampled from the search space with ``seed``.
+        search_space: name of the search space under ``conf/search_spaces``.
+        max_params_m: only sample models up to this many million parameters (``None`` = all).
+        weights_file: a local state-dict file (.safetensors / .pth / .bin) of the model's timm architecture.
+        min_batch_size: smallest batch size tried when halving on out-of-memory.
+        checkpoint_dir: where ``<run_id>/`` checkpoints live; ``None`` = ``<store>.checkpoints`` beside the store.
+        keep_checkpoint: keep the run's last checkpoint after the store write (e.g. to extend its budget in
+            another store later); ``False`` (default) deletes it once the run is stored. Until then it is
+            kept, so an interrupted run resumes either way.
+    """
+
+    dataset: str = MISSING
+    model: str | None = None
+    cap_s: float | None = VERSIONS[DEFAULT_VERSION].cap_s
+    hp: dict[str, Any] = field(default_factory=dict)
+    search_space: str = "v1"
+    max_params_m: float | None = None
+    weights_file: str | None = None
     min_batch_size: int = 4
     checkpoint_dir: str | None = None
-    keep_checkpoint: bool = True
+    keep_checkpoint: bool = False
 
 
 def register_configs() -> None:
-    """Register ``FinetuneConfig`` as the schema ``finetune_schema`` in Hydra's ConfigStore."""
+    """Register ``FinetuneConfig`` as the schema ``finetune_schema`` in Hydra's ConfigStore (and the
+    ``version_table`` resolver of ``conf/version/<v>.yaml``)."""
     from hydra.core.config_store import ConfigStore
+
+    register_resolver()
 
     ConfigStore.instance().store(name="finetune_schema", node=FinetuneConfig)
 

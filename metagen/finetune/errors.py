@@ -23,6 +23,10 @@ class WeightsUnavailableError(FileNotFoundError):
     """Pretrained weights were asked for but cannot be had (offline and not cached, or a missing file)."""
 
 
+class OutputNotWritableError(FinetuneConfigError):
+    """The store or the checkpoint folder cannot be written (found before training, not after it)."""
+
+
 class CheckpointMismatchError(FinetuneConfigError):
     """A checkpoint of this run id was written by an incompatible configuration."""
 

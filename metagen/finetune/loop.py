@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,9 @@ def _norm(params: list[nn.Parameter]) -> torch.Tensor | None:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
 
 
-def train_epoch(parts: StepParts, loader: DataLoader, check: Callable[[], None]) -> dict[str, float]:
+def train_epoch(
+    parts: StepParts, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], check: Callable[[], None]
+) -> dict[str, float]:
     """Train one epoch; returns train_loss (mean, NaN if diverged), train_ce (its classification part, without
     regulariser penalties), head/backbone grad norms (means), diverged.
 

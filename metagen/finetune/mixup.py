@@ -29,7 +29,7 @@ class SeededMixup(Mixup):
         kwargs.setdefault("mode", "batch")
         if kwargs["mode"] != "batch":
             raise ValueError("SeededMixup supports mode='batch' only")
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)
         self.rng = rng
 
     def _params_per_batch(self) -> tuple[float, bool]:

@@ -23,7 +23,7 @@ import socket
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -307,13 +307,21 @@ def build_model(
     model = _create(name, weights, pass_size, drop)
     source_head = None
     if weights.kind != "random":
-        source_head = copy.deepcopy(model.get_classifier())
+        source_head = copy.deepcopy(classifier(model))
         for p in source_head.parameters():
             p.requires_grad_(False)
-    model.reset_classifier(num_classes)
+    cast(Any, model).reset_classifier(num_classes)  # timm's API: nn.Module declares no reset_classifier
     data_config = timm.data.resolve_data_config({}, model=model)
     data_config["input_size"] = (3, size, size)
     return BuiltModel(model, source_head, weights, size, data_config)
+
+
+def classifier(model: nn.Module) -> nn.Module:
+    """The classifier head of a timm model (``model.get_classifier()``, which ``nn.Module`` does not declare)."""
+    head = cast(Any, model).get_classifier()
+    if not isinstance(head, nn.Module):
+        raise TypeError(f"{type(model).__name__}.get_classifier() returned a {type(head).__name__}, not a module")
+    return head
 
 
 def head_names(model: nn.Module) -> tuple[str, ...]:

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from metagen.datasets.kinds.base import Tolerance
-from metagen.finetune.config import CLOCK_CHOICES, DEFAULT_EPOCHS, PRETRAINED_CHOICES, FinetuneConfig
+from metagen.finetune.config import CLOCK_CHOICES, PRETRAINED_CHOICES, FinetuneConfig
 from metagen.finetune.errors import DatasetNotFoundError, FinetuneConfigError, HyperparameterError, UnknownModelError
 from metagen.finetune.recipe import recipe_extras, resolve_recipe
 from metagen.search_space import Hyperparameter, SearchSpace
 from metagen.store.schema import RECIPE, make_run_id, pipeline_id
+from metagen.versions import DEFAULT_EPOCHS
 
 EXTRA_MODELS: dict[str, str] = {
     "efficientnet_lite0": "efficientnet_lite0.ra_in1k",
@@ -105,6 +106,7 @@ def sample_hyperparameters(space: SearchSpace, given: Mapping[str, Any], rng: np
     inactive = sorted(k for k in given if k not in out)
     for k in inactive:
         hp = by_name[k]
+        assert hp.parent is not None  # only a conditional hyperparameter can be inactive
         raise HyperparameterError(
             f"hyperparameter {k} is only active when {hp.parent} is one of {list(hp.parent_values)} "
             f"(here {hp.parent}={out.get(hp.parent)!r}); drop it or set {hp.parent}"

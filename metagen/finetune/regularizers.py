@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from metagen.finetune.models import head_names, is_head
+from metagen.finetune.models import classifier, head_names, is_head
 
 
 class FeatureTap:
@@ -29,7 +29,7 @@ class FeatureTap:
 
     def __init__(self, model: nn.Module):
         self.features: torch.Tensor | None = None
-        self._handle: RemovableHandle = model.get_classifier().register_forward_pre_hook(self._hook)
+        self._handle: RemovableHandle = classifier(model).register_forward_pre_hook(self._hook)
 
     def _hook(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         self.features = args[0].flatten(1)
@@ -157,7 +157,7 @@ class Regularizers:
             for x, y in batches:
                 model(x)
                 probs = F.softmax(apply_source_head(self.source_head, self.tap.pop()).float(), dim=1)
-                if sums is None:
+                if sums is None or counts is None:
                     sums = torch.zeros(num_classes, probs.shape[1], device=probs.device)
                     counts = torch.zeros(num_classes, device=probs.device)
                 sums.index_add_(0, y.to(probs.device), probs)

@@ -45,10 +45,11 @@ from metagen.finetune.pipeline import dataset_name, resolve_pipeline
 from metagen.finetune.provenance import hardware, package_versions, peak_memory, reset_peak_memory
 from metagen.finetune.recipe import recipe_of
 from metagen.finetune.regularizers import Regularizers
-from metagen.finetune.store_io import check_dataset_content, check_store, run_row, stored_run, write
+from metagen.finetune.store_io import check_dataset_content, check_outputs, check_store, run_row, stored_run, write
 from metagen.store.schema import make_run_id, pipeline_id
 
 StopFn = Callable[[], bool]
+EpochFn = Callable[[dict[str, Any]], None]
 
 
 def _clock(name: str) -> Callable[[], float]:
@@ -75,6 +76,7 @@ class FinetuneResult:
         wrote_store: whether this call wrote the run (False: it was already stored).
         elapsed_s: wall-clock seconds of this call.
         message: the error message (status error/oom), or a note (e.g. already stored with a smaller budget).
+        final_top1: validation top-1 of the last epoch this call wrote (``None``: nothing written or no epoch).
     """
 
     run_id: str
@@ -84,6 +86,7 @@ class FinetuneResult:
     wrote_store: bool
     elapsed_s: float
     message: str | None = None
+    final_top1: float | None = None
 
 
 @dataclass
@@ -171,10 +174,11 @@ class _Run:
         run_id: str,
         ck_dir: Path,
         fingerprint: dict[str, Any],
+        on_epoch: EpochFn | None = None,
     ):
         self.cfg, self.model_name, self.hps, self.ds, self.split = cfg, model_name, hps, ds, split
         self.weights, self.device, self.run_id = weights, device, run_id
-        self.ck_dir, self.fingerprint = ck_dir, fingerprint
+        self.ck_dir, self.fingerprint, self.on_epoch = ck_dir, fingerprint, on_epoch
         self.num_classes = len(ds.classes)
         self.amp = bool(hps.get("amp")) and device.type == "cuda"
 
@@ -291,6 +295,8 @@ class _Run:
                 t1 = now()
                 if tr["diverged"]:
                     curve.append(self._row(epoch, tr, None, t1 - t0, 0.0, mean_lr(optimizer)))
+                    if self.on_epoch is not None:
+                        self.on_epoch(curve[-1])
                     status, message = "diverged", f"non-finite training loss in epoch {epoch + 1}"
                     break
                 check()
@@ -305,6 +311,8 @@ class _Run:
             lr = mean_lr(optimizer)
             if exploded:
                 curve.append(self._row(epoch, tr, ev, t1 - t0, t2 - t1, lr))
+                if self.on_epoch is not None:
+                    self.on_epoch(curve[-1])
                 status = "diverged"
                 k = self.num_classes
                 message = (f"classification loss {tr['train_ce']:.4g} in epoch {epoch + 1} exceeds "
@@ -312,6 +320,8 @@ class _Run:
                 break
             scheduler.step(epoch + 1, ev["eval_top1"])
             curve.append(self._row(epoch, tr, ev, t1 - t0, t2 - t1, lr))
+            if self.on_epoch is not None:
+                self.on_epoch(curve[-1])
             elapsed += t2 - t0
             ckpt.save(
                 self.ck_dir,
@@ -411,6 +421,7 @@ def finetune(
     should_stop: StopFn | None = None,
     finish_as_timeout: str | None = None,
     stop_after_epoch: int | None = None,
+    on_epoch: EpochFn | None = None,
 ) -> FinetuneResult:
     """Finetune one pipeline on one dataset and write the run into the store (see the module doc).
 
@@ -423,6 +434,8 @@ def finetune(
         stop_after_epoch: train the ``cfg.epochs`` budget (and its schedule) but stop once this epoch is
             checkpointed, raising Interrupted without writing the run (freeze-thaw steps of ``metagen.tune``);
             at or beyond ``cfg.epochs`` it changes nothing.
+        on_epoch: called with each epoch's curve row (``epoch``, ``train_loss``, ``eval_top1``, times, ...) as
+            soon as it is trained (the command line prints a line per epoch with it).
 
     Raises:
         FinetuneConfigError (ValueError): unknown model, bad hyperparameter or setting, incompatible checkpoint.
@@ -449,6 +462,7 @@ def finetune(
                 "result, so extend it into another store (its checkpoint resumes it)"
             )
         return FinetuneResult(run_id, stored["status"], stored["n_epochs"], None, False, 0.0, note)
+    check_outputs(cfg.store, cfg.version, name, cfg.checkpoint_dir or default_checkpoint_dir(cfg.store))
     weights = resolve_weights(model_name, cfg.pretrained, cfg.weights_file, cfg.hub_dir)
     if float(hps["cotuning_reg"]) > 0 and weights.kind == "random":
         raise FinetuneConfigError(
@@ -469,7 +483,7 @@ def finetune(
     }
     state = ckpt.load(ck_dir, fingerprint)
     batch_size = int(state["batch_size"]) if state else _first_batch_size(int(hps["batch_size"]), meta["train_size"])
-    attempt = _Run(cfg, model_name, hps, ds, split, weights, device, run_id, ck_dir, fingerprint)
+    attempt = _Run(cfg, model_name, hps, ds, split, weights, device, run_id, ck_dir, fingerprint, on_epoch)
     done = state is not None and int(state["epoch"]) >= cfg.epochs
     if finish_as_timeout is not None and not done:
         curve = list(state["curve"]) if state else []
@@ -509,4 +523,5 @@ def finetune(
         wrote,
         time.monotonic() - t_start,
         outcome.message,
+        float(outcome.curve[-1]["eval_top1"]) if outcome.curve else None,
     )

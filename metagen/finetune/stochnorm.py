@@ -66,6 +66,7 @@ def convert_to_stoch_norm(model: nn.Module, p: float = STOCH_NORM_P) -> int:
             if isinstance(module, nn.SyncBatchNorm):
                 raise ValueError("StochNorm does not support SyncBatchNorm")
             module.__class__ = _stoch_class(type(module))
-            module.stoch_p = p  # type: ignore[attr-defined]
+            assert isinstance(module, StochNormMixin)
+            module.stoch_p = p
             n += 1
     return n

@@ -9,11 +9,20 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from metagen.finetune.errors import DatasetContentError, StoreMissingError
+from metagen.finetune.errors import DatasetContentError, OutputNotWritableError, StoreMissingError
 from metagen.finetune.recipe import recipe_of
-from metagen.store.errors import StoreNotFoundError
+from metagen.store.errors import StoreNotFoundError, StoreNotWritableError
 from metagen.store.files import read_run_file
-from metagen.store.layout import LOOSE_DIR, compacted_parts, loose_files, loose_path, partition_dir, read_metadata
+from metagen.store.layout import (
+    LOOSE_DIR,
+    check_store_writable,
+    check_writable,
+    compacted_parts,
+    loose_files,
+    loose_path,
+    partition_dir,
+    read_metadata,
+)
 from metagen.store.schema import HYPERPARAMETERS, RECIPE
 from metagen.store.writer import write_run
 
@@ -54,6 +63,15 @@ def check_dataset_content(root: str | Path, version: str, dataset: str, fingerpr
             f"content (fingerprint {sorted(other)[0]}, this folder {fingerprint}). Give this dataset another name "
             "(info.json dataset_name) or use another store or version."
         )
+
+
+def check_outputs(root: str | Path, version: str, dataset: str, checkpoint_dir: str | Path) -> None:
+    """Raise :class:`OutputNotWritableError` unless the run's store partition and checkpoint folder are writable."""
+    try:
+        check_store_writable(root, version, dataset)
+        check_writable(checkpoint_dir, "checkpoint_dir")
+    except StoreNotWritableError as e:
+        raise OutputNotWritableError(str(e)) from e
 
 
 def stored_run(root: str | Path, version: str, dataset: str, run_id: str) -> dict[str, Any] | None:

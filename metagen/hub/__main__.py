@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{card.card_id}\t{card.provenance}\t{card.source['name']} {card.source['split']}\t"
                     f"{card.evaluation['split']} top-1 {card.evaluation['top1']:.4f}\t"
-                    f"{card.epochs} epochs\t{card.cost['cpu_s']:.0f} CPU-s"
+                    f"epochs {card.epochs}\t{card.cost['cpu_s']:.0f} CPU-s"
                 )
             return 0
         settings = PretrainSettings(
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if (args.out / settings.card_id).exists():
             raise HubCardError(f"{args.out / settings.card_id} exists already; delete it to pretrain again")
         corpus = CORPORA[args.corpus](args.resolution)
-        card = pretrain(
+        made = pretrain(
             settings,
             args.out,
             corpus,
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except (HubCardError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    assert card is not None
-    print(f"wrote {args.out / card.card_id}: {card.provenance}, top-1 {card.evaluation['top1']:.4f}")
+    assert made is not None
+    print(f"wrote {args.out / made.card_id}: {made.provenance}, top-1 {made.evaluation['top1']:.4f}")
     return 0
 
 

@@ -107,6 +107,10 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def card_markdown(card: HubCard) -> str:
     """``card.md``: the card for people."""
     src, ev, rc, cost = card.source, card.evaluation, card.recipe, card.cost
@@ -120,7 +124,7 @@ def card_markdown(card: HubCard) -> str:
         f"- Weights: `{WEIGHTS_FILE}`, {card.weights_bytes:,} bytes, sha256 `{card.weights_sha256}`",
         f"- Source data: {src['description']}; license: {src['license']}",
         f"- Training images: {src['images_per_epoch']:,} per epoch, drawn afresh each epoch from the "
-        f"{src['images_available']:,} images of the {src['split']} split ({card.epochs} epochs, "
+        f"{src['images_available']:,} images of the {src['split']} split ({_epochs(card.epochs)}, "
         f"{card.epochs * src['images_per_epoch']:,} images seen)",
         f"- Classes: {', '.join(card.class_names)}",
         f"- Input: {src['input']}",

@@ -3,7 +3,9 @@
 ``write_card(store, out_dir)`` writes ``out_dir/<name>.md`` and its figures under
 ``out_dir/<name>/``. The store is read once, lazily: the runs table and a per-run aggregate of the
 curves table (compute seconds, last-epoch accuracy) are collected into one small frame with one
-row per run, and every number of the card is a polars aggregation of that frame.
+row per run, and every number of the card is a polars aggregation of that frame. Its Quality
+section is :mod:`metagen.store.quality`'s report of that frame (with the pixel baseline when
+``write_card`` is given the dataset folders).
 """
 
 from __future__ import annotations
@@ -12,12 +14,27 @@ import json
 import math
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
 from metagen.store.card_figures import runs_by, write_figures
 from metagen.store.layout import StoreMetadata
+from metagen.store.quality import (
+    DATASET_HEADERS,
+    EARLY_EPOCH,
+    LOW_FACTOR,
+    MODEL_HEADERS,
+    NO_FOLDER,
+    RANDOM_INIT,
+    QualityReport,
+    dataset_rows,
+    model_rows,
+    quality_report,
+    rank_matrix,
+    store_quality,
+)
 from metagen.store.reader import StoreReader
 from metagen.store.schema import ACCURACY_UNIT, STATUSES, TIME_UNIT
 
@@ -25,6 +42,8 @@ MAX_TABLE_ROWS = 30
 """Longer tables are cut to their top rows (the figures show everything)."""
 MAX_VALUES = 10
 """Distinct values listed per provenance column."""
+MAX_RANK_COLUMNS = 15
+"""The model-rank matrix is shown when the store has at most this many datasets."""
 
 _RUN_COLUMNS = (
     "run_id",
@@ -42,29 +61,33 @@ _RUN_COLUMNS = (
     "num_classes",
     "resolution",
     "channels",
+    "dataset_fingerprint",
 )
 _META_FEATURES = ("train_size", "num_classes", "resolution", "channels")
 
 
-def write_card(store: str | Path, out_dir: str | Path) -> Path:
+def write_card(store: str | Path, out_dir: str | Path, datasets: Sequence[str | Path] | None = None) -> Path:
     """Write the data card of a store and its figures.
 
     Args:
         store: the store directory.
         out_dir: where to write ``<name>.md`` and the figure folder ``<name>/``.
+        datasets: folders holding the store's dataset folders, for the pixel baseline of the Quality
+            section (``None``: the baseline column says n/a).
 
     Returns:
         The path of the markdown file.
     """
     reader = StoreReader(store, check=False)
     runs = load_runs(reader)
+    quality = store_quality(runs, datasets) if runs.height else None
     name = safe_name(reader.metadata.name)
     out = Path(out_dir)
     fig_dir = out / name
     fig_dir.mkdir(parents=True, exist_ok=True)
-    figures = {k: f"{name}/{p.name}" for k, p in write_figures(runs, fig_dir).items()}
+    figures = {k: f"{name}/{p.name}" for k, p in write_figures(runs, fig_dir, quality).items()}
     path = out / f"{name}.md"
-    path.write_text(render_card(reader.metadata, runs, figures))
+    path.write_text(render_card(reader.metadata, runs, figures, quality))
     return path
 
 
@@ -74,10 +97,11 @@ def safe_name(name: str) -> str:
 
 
 def load_runs(reader: StoreReader) -> pl.DataFrame:
-    """One row per run: the run columns the card needs plus ``compute_s`` and ``final_top1``.
+    """One row per run: the run columns the card needs plus ``compute_s``, ``final_top1`` and ``epoch5_top1``.
 
     ``compute_s`` is the sum of ``train_time + eval_time`` over the run's epochs (seconds);
-    ``final_top1`` is the validation top-1 of its last epoch (NaN or null when it has none).
+    ``final_top1`` is the validation top-1 of its last epoch (NaN or null when it has none);
+    ``epoch5_top1`` that of epoch 5 (null when the run is shorter).
     """
     per_run = (
         reader.scan_curves()
@@ -85,6 +109,7 @@ def load_runs(reader: StoreReader) -> pl.DataFrame:
         .agg(
             (pl.col("train_time").cast(pl.Float64) + pl.col("eval_time").cast(pl.Float64)).sum().alias("compute_s"),
             pl.col("eval_top1").cast(pl.Float64).sort_by("epoch").last().alias("final_top1"),
+            pl.col("eval_top1").cast(pl.Float64).filter(pl.col("epoch") == EARLY_EPOCH).first().alias("epoch5_top1"),
         )
     )
     return (
@@ -135,13 +160,16 @@ def _figure(figures: dict[str, str], key: str, alt: str) -> list[str]:
     return [f"![{alt}]({figures[key]})", ""] if key in figures else []
 
 
-def render_card(metadata: StoreMetadata, runs: pl.DataFrame, figures: dict[str, str]) -> str:
+def render_card(
+    metadata: StoreMetadata, runs: pl.DataFrame, figures: dict[str, str], quality: QualityReport | None = None
+) -> str:
     """The card's markdown text.
 
     Args:
         metadata: the store's metadata.
         runs: one row per run, as :func:`load_runs` returns it.
         figures: figure key -> path relative to the markdown file.
+        quality: the store's quality report (computed from ``runs`` without pixel baselines when ``None``).
 
     Returns:
         The markdown text.
@@ -154,6 +182,7 @@ def render_card(metadata: StoreMetadata, runs: pl.DataFrame, figures: dict[str, 
             *_status_section(runs),
             *_compute_section(runs, metadata.synthetic),
             *_curves_section(runs, figures),
+            *_quality_section(quality if quality is not None else quality_report(runs), figures),
             *_models_section(runs, figures),
             *_datasets_section(runs, figures),
             *_meta_feature_section(runs),
@@ -254,6 +283,65 @@ def _curves_section(runs: pl.DataFrame, figures: dict[str, str]) -> list[str]:
         *_table(headers, [[*r[:3], *(_accuracy(x) for x in r[3:])] for r in stats.iter_rows()]),
         *_figure(figures, "final_accuracy", "Final accuracy per version"),
     ]
+
+
+def _quality_section(report: QualityReport, figures: dict[str, str]) -> list[str]:
+    """Per-dataset quality table, model ranks and the checks of issue 12 (see :mod:`metagen.store.quality`)."""
+    o = report.overall
+    baseline = report.baseline or f"{NO_FOLDER}: write the card with `--datasets DIR` to compute it"
+    lines = [
+        "## Quality",
+        "",
+        "Does finetuning work on these datasets, and does the choice of model matter? Final accuracy is the "
+        "validation top-1 of a run's last stored epoch; best and median are over runs with a finite one. "
+        f"'≤{LOW_FACTOR:g}x chance' counts runs that end at or below {LOW_FACTOR:g} / K or without a finite "
+        "accuracy; pretrained runs are those whose `pretrained_source` is recorded and is not "
+        f"`{RANDOM_INIT}`; Spearman is between epoch-{EARLY_EPOCH} and final accuracy over runs with at least "
+        f"{EARLY_EPOCH} epochs. Pixel LR: {baseline}.",
+        "",
+    ]
+    shown = dataset_rows(report)
+    note = []
+    if len(shown) > MAX_TABLE_ROWS:
+        note = [
+            f"*First {MAX_TABLE_ROWS} of {len(shown):,} datasets; `python -m metagen.store quality` lists all.*",
+            "",
+        ]
+        shown = shown[:MAX_TABLE_ROWS]
+    lines += _table(DATASET_HEADERS, [list(r) for r in shown], left=2) + note
+    lines += _figure(figures, "quality", "Best, median, pixel baseline and chance per dataset")
+    pooled = (
+        f"Pooled over {o.n_runs:,} runs: {_share(o.low_share)} end within {LOW_FACTOR:g}x chance; median final "
+        f"accuracy {_accuracy(o.pretrained_median)} for {o.n_pretrained:,} pretrained runs and "
+        f"{_accuracy(o.random_median)} for {o.n_random:,} random-init runs."
+    )
+    lines += [pooled, ""]
+    lines += [
+        "### Which model is best",
+        "",
+        f"{len(o.best_models)} different models are best on some dataset. Rank 1 is the model with the best final "
+        "accuracy on a dataset (ties go to the higher median).",
+        "",
+    ]
+    models = model_rows(report)
+    cut = [f"*Top {MAX_TABLE_ROWS} of {len(models):,} models.*", ""] if len(models) > MAX_TABLE_ROWS else []
+    lines += _table(MODEL_HEADERS, [list(r) for r in models[:MAX_TABLE_ROWS]]) + cut
+    headers, rows = rank_matrix(report)
+    if len(headers) - 1 <= MAX_RANK_COLUMNS and len(rows) <= MAX_TABLE_ROWS:
+        lines += _table(headers, [list(r) for r in rows])
+    lines += ["### Checks", "", *_table(["requirement", "status", "detail"], _check_rows(report), left=3)]
+    return lines
+
+
+def _share(value: float | None) -> str:
+    """A share as a percentage with one decimal, ``—`` when missing."""
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _check_rows(report: QualityReport) -> list[list[object]]:
+    """One row per check, its status in bold when it passes or fails."""
+    marks = {"pass": "**PASS**", "fail": "**FAIL**", "n/a": "n/a"}
+    return [[c.requirement, marks[c.status], c.detail] for c in report.checks]
 
 
 def _models_section(runs: pl.DataFrame, figures: dict[str, str]) -> list[str]:

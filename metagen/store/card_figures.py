@@ -16,6 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from metagen.store.quality import QualityReport
+
 DPI = 110
 WIDTH = 7.0
 """Figure width in inches; heights follow from the content."""
@@ -28,12 +30,17 @@ MAX_BARS = 80
 """Models drawn in the bar chart (those with most runs)."""
 
 _ANNOTATE_MAX_CELLS = 400
-FIGURES = ("curve_lengths", "final_accuracy", "runs_per_model", "runs_per_dataset", "runs_heatmap")
+QUALITY_MAX_DATASETS = 150
+"""A quality chart with more datasets than this cannot be read, so the card leaves it out."""
+FIGURES = ("curve_lengths", "final_accuracy", "runs_per_model", "runs_per_dataset", "runs_heatmap", "quality")
 """File stems of the figures a card may have."""
 
 
-def write_figures(runs: pl.DataFrame, fig_dir: Path) -> dict[str, Path]:
-    """Draw the card's figures into ``fig_dir``; returns figure key -> PNG path (none for an empty store)."""
+def write_figures(runs: pl.DataFrame, fig_dir: Path, quality: QualityReport | None = None) -> dict[str, Path]:
+    """Draw the card's figures into ``fig_dir``; returns figure key -> PNG path (none for an empty store).
+
+    The quality chart is drawn when a quality report is given and has at most :data:`QUALITY_MAX_DATASETS` datasets.
+    """
     for key in FIGURES:  # figures of an earlier card that this one may not redraw
         (fig_dir / f"{key}.png").unlink(missing_ok=True)
     if runs.height == 0:
@@ -65,6 +72,8 @@ def write_figures(runs: pl.DataFrame, fig_dir: Path) -> dict[str, Path]:
     heatmap = _heatmap_counts(runs)
     if heatmap is not None:
         out["runs_heatmap"] = runs_heatmap(*heatmap, fig_dir / "runs_heatmap.png")
+    if quality is not None and 0 < len(quality.datasets) <= QUALITY_MAX_DATASETS:
+        out["quality"] = quality_chart(quality, fig_dir / "quality.png")
     return out
 
 
@@ -124,7 +133,7 @@ def curve_length_histogram(lengths: Mapping[str, np.ndarray], path: Path) -> Pat
     bins = np.arange(-0.5, longest + 1.5) if longest <= 100 else np.linspace(0, longest, 51)
     fig, axes = _per_version_axes(len(lengths))
     for ax, (version, values) in zip(axes, lengths.items(), strict=False):
-        ax.hist(values, bins=bins, color="tab:blue")
+        ax.hist(values, bins=bins.tolist(), color="tab:blue")
         ax.set_ylabel("runs")
         ax.set_title(f"{version}: {values.size:,} runs", fontsize=9, loc="left")
     axes[-1].set_xlabel("curve length (epochs)")
@@ -145,7 +154,7 @@ def final_accuracy_histogram(accuracies: Mapping[str, np.ndarray], path: Path) -
     fig, axes = _per_version_axes(len(accuracies))
     bins = np.linspace(0.0, 1.0, 41)
     for ax, (version, values) in zip(axes, accuracies.items(), strict=False):
-        ax.hist(values, bins=bins, color="tab:green")
+        ax.hist(values, bins=bins.tolist(), color="tab:green")
         ax.set_ylabel("runs")
         ax.set_xlim(0.0, 1.0)
         ax.set_title(f"{version}: {values.size:,} runs with a finite final accuracy", fontsize=9, loc="left")
@@ -231,4 +240,40 @@ def runs_heatmap(counts: np.ndarray, models: Sequence[str], datasets: Sequence[s
             ax.text(j, i, str(int(value)), ha="center", va="center", fontsize=6, color=colour)
     fig.colorbar(image, ax=ax, label="runs")
     ax.set_title("Runs per model and dataset")
+    return _save(fig, path)
+
+
+def quality_chart(report: QualityReport, path: Path) -> Path:
+    """Per dataset: bars of the best and median final accuracy, markers at the pixel baseline and at chance.
+
+    Args:
+        report: the store's quality report (datasets drawn top to bottom in its order).
+        path: the PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    datasets = report.datasets
+    several = len({d.version for d in datasets}) > 1
+    labels = [f"{d.version}/{d.dataset}" if several else d.dataset for d in datasets]
+
+    def values(attr: str) -> np.ndarray:
+        return np.array([np.nan if getattr(d, attr) is None else getattr(d, attr) for d in datasets], dtype=float)
+
+    y = np.arange(len(datasets))
+    fig = Figure(figsize=(WIDTH, 1.2 + 0.3 * len(datasets)))
+    ax = fig.subplots()
+    ax.barh(y, np.nan_to_num(values("best")), height=0.7, color="tab:blue", alpha=0.35, label="best run")
+    ax.barh(y, np.nan_to_num(values("median")), height=0.35, color="tab:blue", label="median run")
+    pixel = values("pixel")
+    if np.isfinite(pixel).any():
+        ax.plot(pixel, y, "kx", markersize=7, label="pixel LR")
+    chance = values("chance")
+    ax.plot(chance, y, "|", color="tab:red", markersize=14, markeredgewidth=2, label="chance (1/K)")
+    ax.set_yticks(y, labels=labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("final validation top-1 (fraction)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Best and median final accuracy per dataset")
     return _save(fig, path)

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from metagen.store.errors import StoreError
+from metagen.exit_codes import BAD_INPUT, PROBLEMS
+from metagen.store.errors import CorruptFileError, RunConflictError, StoreError, ValidationError
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -100,8 +101,25 @@ def _upgrade(args: argparse.Namespace) -> int:
 def _card(args: argparse.Namespace) -> int:
     from metagen.store.card import write_card
 
-    print(f"data card: {write_card(args.store, args.out)}")
+    print(f"data card: {write_card(args.store, args.out, args.datasets)}")
     return 0
+
+
+def _quality(args: argparse.Namespace) -> int:
+    from metagen.store.card import load_runs
+    from metagen.store.quality import format_text, store_quality
+    from metagen.store.reader import StoreReader
+
+    reader = StoreReader(args.store, check=False)
+    runs = load_runs(reader)
+    if runs.height == 0:
+        raise StoreError(f"{args.store} holds no runs; there is no quality to report")
+    report = store_quality(runs, args.datasets)
+    if args.json:
+        print(json.dumps({"store": reader.metadata.name, **report.to_dict()}, indent=2))
+    else:
+        print(format_text(report, reader.metadata.name), end="")
+    return 1 if args.check and report.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,18 +168,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", type=Path)
     p.set_defaults(func=_upgrade)
 
+    datasets_help = "folder holding the store's dataset folders (Meta-Album layout), for the pixel baseline; repeatable"
     p = sub.add_parser("card", help="write data_cards/<name>.md and figures for a store")
     p.add_argument("store", type=Path)
     p.add_argument("--out", type=Path, default=Path("data_cards"))
+    p.add_argument("--datasets", type=Path, nargs="+", metavar="DIR", help=datasets_help)
     p.set_defaults(func=_card)
+
+    p = sub.add_parser("quality", help="per-dataset quality (chance, pixel baseline, best/median...) and its checks")
+    p.add_argument("store", type=Path)
+    p.add_argument("--datasets", type=Path, nargs="+", metavar="DIR", help=datasets_help)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--check", action="store_true", help="exit 1 when a check fails (0 otherwise, 2 on bad input)")
+    p.set_defaults(func=_quality)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 error)."""
+    """Run the CLI; returns the exit code (``metagen.exit_codes``: 0 ok, 1 problems found in the data,
+    2 bad input or usage: no store, an unwritable store, bad arguments)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (StoreError, FileNotFoundError, ValueError) as e:
+    except (CorruptFileError, ValidationError, RunConflictError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return PROBLEMS
+    except (StoreError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return BAD_INPUT
+    except OSError as e:  # missing paths, permissions, read-only file systems met while working
+        what = f"{e.strerror}: {e.filename}" if e.filename else str(e)
+        print(f"error: {what}; check the path and its permissions", file=sys.stderr)
+        return BAD_INPUT

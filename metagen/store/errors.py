@@ -39,3 +39,11 @@ class SchemaVersionError(StoreError):
 
 class CompactionLockedError(StoreError):
     """Another ``compact`` holds the store's lock."""
+
+
+class StoreNotWritableError(StoreError):
+    """The store (or the folder it would be created in) cannot be written; found before any work is done."""
+
+
+class DatasetFolderError(StoreError):
+    """A dataset folder given for a store's quality report is missing, unreadable or does not match its runs."""

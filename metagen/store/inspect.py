@@ -21,6 +21,7 @@ from metagen.store.layout import (
 )
 from metagen.store.merge import Source, merge_sources
 from metagen.store.reader import StoreReader
+from metagen.store.records import kind_problems
 from metagen.store.schema import SCHEMA_VERSION, Problem
 
 
@@ -28,7 +29,7 @@ def validate_store(root: str | Path) -> list[Problem]:
     """Every problem of the store at ``root``: unreadable files, schema violations, conflicts, leftovers."""
     root = Path(root)
     try:
-        read_metadata(root)
+        meta = read_metadata(root)
     except StoreError as e:
         return [Problem(str(root), str(e), "see the message")]
     problems: list[Problem] = []
@@ -57,7 +58,7 @@ def validate_store(root: str | Path) -> list[Problem]:
                  lambda p=path: read_run_file(p, check=True))  # fmt: skip
     for (version, dataset), srcs in sorted(sources.items()):
         for s in srcs:
-            problems += _check_location(s, version, dataset)
+            problems += _check_location(s, version, dataset) + kind_problems(s.runs, meta.synthetic, s.label)
         problems += merge_sources(srcs).conflicts
     return problems
 

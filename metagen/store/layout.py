@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from metagen.store.errors import SchemaVersionError, StoreError, StoreNotFoundError
+from metagen.store.errors import SchemaVersionError, StoreError, StoreNotFoundError, StoreNotWritableError
 from metagen.store.schema import SCHEMA_VERSION
 
 STORE_FILE = "store.json"
@@ -59,8 +59,8 @@ def read_metadata(root: str | Path) -> StoreMetadata:
     path = Path(root) / STORE_FILE
     if not path.is_file():
         raise StoreNotFoundError(
-            f"{root} is not a learning-curve store (no {STORE_FILE}); create one with "
-            "`python -m metagen.store synth|import-quicktune|import-qtt ...` or metagen.store.create_store()"
+            f"{root} is not a learning-curve store (no {STORE_FILE}); check the path, or create one with "
+            f"`python -m metagen.store create {root}` (or synth|import-quicktune|import-qtt)"
         )
     try:
         d = json.loads(path.read_text())
@@ -106,6 +106,49 @@ def update_metadata(root: str | Path, metadata: StoreMetadata) -> None:
     tmp = temp_path(path)
     tmp.write_text(metadata.to_json())
     os.replace(tmp, path)
+
+
+def check_writable(path: str | Path, what: str = "store") -> None:
+    """A file can be created in the folder ``path``, or in its first existing ancestor if it does not exist yet.
+
+    Writes and removes a hidden temp file there (a real write: catches read-only mounts, permissions, ACLs
+    and immutable folders alike, also for root).
+
+    Raises:
+        StoreNotWritableError: naming ``what``, the folder that blocks it and what to do.
+    """
+    path = Path(path).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StoreNotWritableError(f"{what} {path}: {existing} is a file, not a folder; choose another path")
+    probe = temp_path(existing / "write-probe")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise StoreNotWritableError(
+            f"{what} {path} is not writable: cannot create a file in {existing} ({e.strerror}); nothing was "
+            "done: choose a folder you can write to, or make it writable (e.g. chmod -R u+w, or remount read-write)"
+        ) from e
+
+
+def check_store_writable(root: str | Path, version: str | None = None, dataset: str | None = None) -> None:
+    """Runs of ``version`` / ``dataset`` can be written into the store (existing or not): checked in the deepest
+    existing folder of their partition, before any compute is spent on them.
+
+    Raises:
+        StoreNotWritableError: the store cannot take them.
+    """
+    target = Path(root)
+    if version is not None:
+        target = target / LOOSE_DIR / f"version={encode_component(version)}"
+        if dataset is not None:
+            target = target / f"dataset={encode_component(dataset)}"
+    check_writable(root, "store")
+    if target != Path(root):
+        check_writable(target, "store")
 
 
 def encode_component(name: str) -> str:

@@ -227,14 +227,13 @@ class StoreReader:
         if view_token(self.root, version) == token:
             return True
         parts = [self._version_files(version)[k][0] for k in keys]
-        for _, runs_path, curves_path in parts:
-            self._check_footer(runs_path)
-            self._check_footer(curves_path)
-        runs, curves = _scan_columns(
-            [([p[1] for p in parts], _ARRAY_RUN_COLUMNS), ([p[2] for p in parts], (VIEW_METRIC, *_TIME_COLUMNS))]
-        )
+        runs_paths = [p[1] for p in parts]
+        curves_paths = [p[2] for p in parts if p[2] is not None]  # a compacted part always has its curves file
+        for p in runs_paths + curves_paths:
+            self._check_footer(p)
+        runs, curves = _scan_columns([(runs_paths, _ARRAY_RUN_COLUMNS), (curves_paths, (VIEW_METRIC, *_TIME_COLUMNS))])
         n_epochs = runs["n_epochs"].to_numpy()
-        width = max(int(runs["max_epochs"].max() or 0), int(n_epochs.max() or 0))
+        width = max(_max_int(runs["max_epochs"]), _max_int(runs["n_epochs"]))
         mask = np.arange(width) < n_epochs[:, None]  # curves hold each run's epochs in run order
         columns: dict[str, np.ndarray] = {c: runs[c].to_numpy() for c in _ARRAY_RUN_COLUMNS if c != "max_epochs"}
         for name, column in (("values", VIEW_METRIC), *((c, c) for c in _TIME_COLUMNS)):
@@ -339,6 +338,12 @@ def _scan_columns(queries: list[tuple[list[Path], tuple[str, ...]]]) -> list[pl.
         raise CorruptFileError(f"{where}: damaged Parquet data ({e}); run `validate` to find the file") from e
 
 
+def _max_int(column: pl.Series) -> int:
+    """The largest value of an integer column (0 when it is empty or all null)."""
+    value = column.max()
+    return int(value) if isinstance(value, int) else 0
+
+
 def to_arrays(
     version: str, dataset: str, runs: pl.DataFrame, curves: pl.DataFrame, metric: str, aligned: bool = False
 ) -> CurveArrays:
@@ -349,8 +354,7 @@ def to_arrays(
     """
     _check_metric(metric)
     n = runs.height
-    width = int(runs["max_epochs"].max() or 0) if n else 0
-    width = max(width, int(runs["n_epochs"].max() or 0) if n else 0)
+    width = max(_max_int(runs["max_epochs"]), _max_int(runs["n_epochs"]))
     values = np.full((n, width), np.nan)
     cost = np.full((n, width), np.nan)
     if aligned:  # curves hold run 0's epochs 1..n_0, then run 1's, ...: row-major order of a prefix mask

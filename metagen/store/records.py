@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import polars as pl
 import pyarrow as pa
@@ -28,7 +28,7 @@ _RUN_NAMES = frozenset(c.name for c in RUN_COLUMNS)
 _CURVE_NAMES = tuple(c.name for c in CURVE_COLUMNS)
 _CURVE_ONLY_SCHEMA = pa.schema([c.field() for c in CURVE_COLUMNS])
 
-CurveLike = pl.DataFrame | pa.Table | Sequence[Mapping[str, Any]] | None
+CurveLike: TypeAlias = pl.DataFrame | pa.Table | Sequence[Mapping[str, Any]] | None
 
 
 def split_hyperparameters(hps: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -168,3 +168,17 @@ def conform(df: pl.DataFrame, schema: pa.Schema, table: str) -> pl.DataFrame:
         )
     target = polars_schema(schema)
     return df.select([pl.col(n).cast(t) if n in df.columns else pl.lit(None, t).alias(n) for n, t in target.items()])
+
+
+def kind_problems(runs: pl.DataFrame, synthetic: bool, where: str) -> list[Problem]:
+    """Runs whose ``source`` does not fit the store's kind: synthetic runs never mix with measured ones.
+
+    A synthetic store (``store.json`` ``synthetic: true``) holds only ``source = synthetic`` runs; a
+    measured store holds none.
+    """
+    wrong = runs.filter((pl.col("source") == "synthetic") != synthetic)
+    if synthetic:
+        msg, fix = "a non-synthetic run in a synthetic store", "write measured or imported runs into a measured store"
+    else:
+        msg, fix = "a synthetic run in a measured store", "write synthetic runs into a synthetic store"
+    return [Problem(where, f"{msg} (source={s!r})", fix, r) for r, s in wrong.select("run_id", "source").iter_rows()]

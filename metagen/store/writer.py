@@ -6,7 +6,6 @@ the same run written twice with the same content is a no-op and with other conte
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -17,12 +16,15 @@ from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from metagen.locks import exclusive_lock
 from metagen.store.errors import CompactionLockedError, RunConflictError, StoreError, ValidationError
 from metagen.store.files import read_checked, read_part, read_run_file, write_temp
 from metagen.store.layout import (
     COMPACTED_DIR,
     LOOSE_DIR,
+    check_store_writable,
     compacted_parts,
     host_tag,
     loose_files,
@@ -37,7 +39,7 @@ from metagen.store.layout import (
     temp_owner,
 )
 from metagen.store.merge import Source, merge_sources
-from metagen.store.records import CurveLike, conform, run_file_table, same_content, split_run_tables
+from metagen.store.records import CurveLike, conform, kind_problems, run_file_table, same_content, split_run_tables
 from metagen.store.schema import CURVES_SCHEMA, RUNS_SCHEMA, Problem, validate
 
 WriteOutcome = Literal["written", "unchanged"]
@@ -55,14 +57,15 @@ def write_run(root: str | Path, run: Mapping[str, Any], curve: CurveLike) -> Wri
         ``"written"``, or ``"unchanged"`` when the same content was already stored.
 
     Raises:
-        ValidationError: the run breaks the schema (all problems are listed).
+        ValidationError: the run breaks the schema, or its ``source`` does not fit the store's kind
+            (synthetic vs. measured); all problems are listed.
         RunConflictError: the run id is stored with other content.
     """
-    read_metadata(root)
+    meta = read_metadata(root)
     table = run_file_table(run, curve)
     runs, curves = split_run_tables(table)
     run_id, version, dataset = runs["run_id"][0], runs["dataset_version"][0], runs["dataset"][0]
-    problems = validate(runs, curves, "<new run>")
+    problems = validate(runs, curves, "<new run>") + kind_problems(runs, meta.synthetic, str(root))
     if problems:
         raise ValidationError(problems)
     final = loose_path(root, version, dataset, run_id)
@@ -103,14 +106,14 @@ def write_partition(root: str | Path, runs: pl.DataFrame, curves: pl.DataFrame) 
     Runs already stored with the same content are skipped; with other content it is an error.
     Returns the number of runs written.
     """
-    read_metadata(root)
+    meta = read_metadata(root)
     runs = conform(runs, RUNS_SCHEMA, "runs")
     curves = conform(curves, CURVES_SCHEMA, "curves")
     keys = runs.select("dataset_version", "dataset").unique()
     if keys.height != 1:
         raise StoreError(f"write_partition takes runs of one version and dataset, got {keys.height} pairs")
     version, dataset = keys.row(0)
-    problems = validate(runs, curves, f"{version}/{dataset}")
+    problems = validate(runs, curves, f"{version}/{dataset}") + kind_problems(runs, meta.synthetic, str(root))
     if problems:
         raise ValidationError(problems)
     existing = _partition_sources(root, version, dataset, include_loose=True)
@@ -169,17 +172,10 @@ class CompactReport:
 def store_lock(root: str | Path) -> Iterator[None]:
     """Exclusive lock for maintenance of a store (compact); fails fast if another holds it."""
     path = Path(root) / ".compact.lock"
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise CompactionLockedError(
-                f"another `compact` is running on {root} (lock {path}); wait for it to finish"
-            ) from e
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with exclusive_lock(path) as locked:
+        if not locked:
+            raise CompactionLockedError(f"another `compact` is running on {root} (lock {path}); wait for it to finish")
+        yield
 
 
 def compact(root: str | Path, stale_temp_after_s: float = 600.0) -> CompactReport:
@@ -188,8 +184,12 @@ def compact(root: str | Path, stale_temp_after_s: float = 600.0) -> CompactRepor
     Safe to run while jobs write: files that appear during compaction stay loose for the next
     run, and a killed compaction leaves only duplicates with identical content, which readers and
     the next ``compact`` collapse. Unreadable or conflicting files are reported and left in place.
+
+    Raises:
+        StoreNotWritableError: the store cannot be written (checked before anything is touched).
     """
     read_metadata(root)
+    check_store_writable(root)
     report = CompactReport()
     with store_lock(root):
         report.temp_files_removed = clean_temp_files(root, stale_temp_after_s)
@@ -205,8 +205,23 @@ def compact(root: str | Path, stale_temp_after_s: float = 600.0) -> CompactRepor
         for loose_dir in sorted(partitions):
             version, dataset = parse_partition(loose_dir)
             _compact_partition(root, version, dataset, parts_by_dir, report)
+        for directory, parts in sorted(parts_by_dir.items()):  # parts left as they are: report damaged ones
+            if partition_dir(root, LOOSE_DIR, *parse_partition(directory)) not in partitions:
+                report.problems.extend(p for r, c in parts for p in (*_damaged(r), *_damaged(c)))
         refresh_array_views(root)
     return report
+
+
+def _damaged(path: Path) -> list[Problem]:
+    """A problem if the Parquet footer of a part file cannot be read (a cheap check; ``validate`` reads all)."""
+    try:
+        pq.read_metadata(path)
+    except (OSError, ValueError) as e:
+        return [
+            Problem(str(path), f"damaged part: not readable as Parquet ({e})",
+                    "restore it from a backup, or move its part files aside and re-import or re-run its runs")
+        ]  # fmt: skip
+    return []
 
 
 def refresh_array_views(root: str | Path) -> list[str]:

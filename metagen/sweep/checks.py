@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,29 +125,22 @@ def space_for_weights(space: SearchSpace, pretrained: str) -> SearchSpace:
     return replace(space, hyperparameters=hps)
 
 
-def check_writable(path: Path, what: str) -> None:
-    """``path`` (a folder, existing or not) can be created and written by this user.
+def check_writable(path: Path, what: str, version: str | None = None) -> None:
+    """``path`` (a folder, existing or not) can be created and written by this user; for a store with a
+    ``version``, also the folder its runs of that version go into.
 
     Raises:
         StoreNotWritableError: naming the folder and the first ancestor that blocks it.
     """
-    path = path.expanduser().resolve()
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise StoreNotWritableError(f"{what} {path}: {existing} is a file, not a folder; choose another path")
-    probe = existing / f".metagen-write-test-{uuid.uuid4().hex}"
+    from metagen.store import errors, layout
+
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise StoreNotWritableError(
-            f"{what} {path} is not writable: cannot write in {existing} ({e.strerror}); "
-            "choose a folder you can write to, or fix its permissions"
-        ) from e
-    if not os.access(existing, os.W_OK | os.X_OK):  # pragma: no cover - the probe above already failed
-        raise StoreNotWritableError(f"{what} {path} is not writable ({existing})")
+        if version is None:
+            layout.check_writable(path, what)
+        else:
+            layout.check_store_writable(path, version)
+    except errors.StoreNotWritableError as e:
+        raise StoreNotWritableError(str(e)) from e
 
 
 def check_slurm_request(

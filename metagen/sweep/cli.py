@@ -92,15 +92,61 @@ def run(node: DictConfig) -> int:
     return 1 if bad or report.errors else 0
 
 
+def help_text() -> str:
+    """``--help``: every key with its default and meaning, the clusters, models, versions and dataset kinds."""
+    from metagen import cli_help
+    from metagen.sweep.config import HubConfig
+
+    clusters = sorted(p.stem for p in (CONF_DIR / "cluster").glob("*.yaml"))
+    return cli_help.render(
+        "python -m metagen.sweep store=STORE 'datasets=[PATH,...]' [pipelines_per_dataset=N] [version=V] "
+        "[cluster=local|slurm|NAME] [KEY=VALUE ...]",
+        "Finetunes pipelines_per_dataset sampled pipelines (model + hyperparameters of the hub's search space) on "
+        "every dataset and writes each run with its learning curve into the store; relaunching skips stored runs "
+        "and resumes interrupted ones. Runs in this process, as local jobs, or as a SLURM job array "
+        "(docs/sweeps.md).",
+        [
+            ("Keys (KEY=DEFAULT):", cli_help.keys_section(SweepConfig, skip=("hub", "cluster"))),
+            ("Hub (hub.KEY=DEFAULT):", cli_help.keys_section(HubConfig, prefix="hub.")),
+            (
+                f"Clusters (cluster=NAME, one of {clusters}; conf/cluster/NAME.yaml), cluster=local keys:",
+                cli_help.keys_section(LocalClusterConfig, prefix="cluster.", skip=("kind",)),
+            ),
+            ("cluster=slurm keys:", cli_help.keys_section(SlurmClusterConfig, prefix="cluster.", skip=("kind",))),
+            (
+                f"Models (hub.models=[NAME,...]) of search space v1 (hub.search_space= one of "
+                f"{cli_help.search_spaces()}):",
+                cli_help.models_section("v1"),
+            ),
+            ("Versions (version=NAME sets these keys; each can be overridden):", cli_help.versions_section()),
+            (
+                "Dataset kinds (make datasets to sweep over: python -m metagen.datasets make KIND OUT, or suite OUT):",
+                cli_help.dataset_kinds_section(),
+            ),
+        ],
+    )
+
+
 def main() -> int:
-    """Run the Hydra app on ``sys.argv``; returns the exit code."""
+    """Run the Hydra app on ``sys.argv``; returns the exit code (``metagen.exit_codes``)."""
+    from metagen import cli_help
+    from metagen.exit_codes import INTERRUPTED, app_started, run_hydra
+
+    if cli_help.wants_help(sys.argv[1:]):
+        print(help_text())
+        return 0
     import hydra
 
     rc = {"code": 0}
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="sweep")
     def app(node: DictConfig) -> None:
-        rc["code"] = run(node)
+        app_started()
+        try:
+            rc["code"] = run(node)
+        except KeyboardInterrupt:  # the second Ctrl-C of an in-process sweep
+            print("interrupted; relaunch the same command to resume", file=sys.stderr)
+            rc["code"] = INTERRUPTED
 
-    app()
+    run_hydra(app)
     return rc["code"]

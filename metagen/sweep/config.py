@@ -14,11 +14,15 @@ from typing import Any
 
 from omegaconf import MISSING
 
-DEFAULT_CAP_S: dict[str, float] = {"micro": 3600.0, "mini": 14400.0, "extended": 57600.0}
-"""Per-run wall-clock cap of each Meta-Album version when ``cap_s`` is not set (reference §2.4: 1 h / 4 h / 16 h)."""
+from metagen.finetune.config import TrainingSettings
+from metagen.slurm import SlurmSettings
+from metagen.versions import META_ALBUM, VERSIONS, register_resolver
+from metagen.versions import cap_s as version_cap_s
 
-DEFAULT_TIME_MIN_PER_RUN: dict[str, int] = {"micro": 75, "mini": 255, "extended": 975}
-"""SLURM minutes granted per run of each version: the cap plus 15 minutes for loading, evaluation and writing."""
+
+def _time_min_per_run() -> dict[str, int]:
+    """SLURM minutes per run of each Meta-Album version (the version table's cap plus 15 minutes)."""
+    return {name: VERSIONS[name].time_min_per_run for name in META_ALBUM}
 
 
 @dataclass
@@ -50,13 +54,16 @@ class LocalClusterConfig:
 
 
 @dataclass
-class SlurmClusterConfig:
-    """Run the sweep as a SLURM job array through submitit."""
+class SlurmClusterConfig(SlurmSettings):
+    """Run the sweep as a SLURM job array through submitit.
+
+    The fields shared with ``benchmark.run executor=slurm`` (partition, account, qos, constraint, CPUs,
+    memory, array parallelism, setup, sbatch extras, job name) and their meaning: :class:`metagen.slurm.SlurmSettings`.
+    ``job_name`` null = ``metagen-<sweep name>`` (used to find the sweep's jobs in squeue).
+    """
 
     # which backend this is (do not change)
     kind: str = "slurm"
-    # partition to submit to; null = the cluster's default partition
-    partition: str | None = None
     # GPUs per job (0 = CPU-only jobs)
     gpus_per_node: int = 1
     # CPU cores per job (data loading + the training process)
@@ -66,25 +73,11 @@ class SlurmClusterConfig:
     # runs executed one after the other by one array task
     runs_per_job: int = 1
     # minutes of job time per run, by dataset version; the job's --time is runs_per_job times this
-    time_min_per_run: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TIME_MIN_PER_RUN))
+    time_min_per_run: dict[str, int] = field(default_factory=_time_min_per_run)
     # minutes per run for versions not listed above; null = the run's cap_s in minutes plus 15
     default_time_min_per_run: int | None = None
-    # at most this many array tasks run at the same time (%N of --array)
-    array_parallelism: int = 64
     # seconds before the time limit at which SLURM sends USR2 (the job checkpoints and requeues itself)
     signal_delay_s: int = 120
-    # account to charge (--account); null = your default
-    account: str | None = None
-    # quality of service (--qos); null = the partition's default
-    qos: str | None = None
-    # node features (--constraint), e.g. "a100|h100"
-    constraint: str | None = None
-    # job name; null = metagen-<sweep name> (used to find the sweep's jobs in squeue)
-    job_name: str | None = None
-    # shell lines run in the job before python starts (module load ..., export ...)
-    setup: list[str] = field(default_factory=list)
-    # any other sbatch option, e.g. {"mail-type": "FAIL", "exclude": "node[01-02]"}
-    additional_parameters: dict[str, Any] = field(default_factory=dict)
     # check the request against `sinfo` before submitting (partition exists, GPUs/CPUs/memory/time fit)
     check_resources: bool = True
     # wait for the jobs with a progress bar (false: return after submitting)
@@ -92,52 +85,26 @@ class SlurmClusterConfig:
 
 
 @dataclass
-class SweepConfig:
-    """A sweep: finetune N sampled pipelines on each dataset of a version and record their curves in a store."""
+class SweepConfig(TrainingSettings):
+    """A sweep: finetune N sampled pipelines on each dataset of a version and record their curves in a store.
+
+    The settings every run of the sweep shares with ``python -m metagen.finetune`` (store, which is created
+    if missing, version, epochs, schedule_epochs, seed, which also seeds the pipeline sampling, pretrained,
+    hub_dir, img_size, the train recipe crop_scale_min / hflip / color_jitter, device, clock, deterministic,
+    num_workers, num_threads) and their meaning:
+    :class:`metagen.finetune.config.TrainingSettings`. The sweep's own fields follow.
+    """
 
     # sweep name: names the sweep directory and the jobs
     name: str = "sweep"
-    # learning-curve store the runs are written into (created if missing)
-    store: str = MISSING
     # Meta-Album dataset folders, or suite folders whose subfolders are datasets
     datasets: list[str] = MISSING
-    # dataset version the runs belong to (micro | mini | extended | any name); part of every run id
-    version: str = "micro"
     # pipelines (model + hyperparameters) sampled per dataset, all different
     pipelines_per_dataset: int = 10
-    # seed of the pipeline sampling and of every run
-    seed: int = 0
     # models to sample from
     hub: HubConfig = field(default_factory=HubConfig)
-    # epochs per run
-    epochs: int = 50
-    # LR-schedule length (the reference's 50); another value becomes part of the pipeline id
-    schedule_epochs: int = 50
-    # wall-clock cap per run in seconds; null = the version's default (micro 1 h, mini 4 h, extended 16 h)
+    # wall-clock cap per run in seconds; null = the version's (metagen/versions.py: micro 1 h, mini 4 h, extended 16 h)
     cap_s: float | None = None
-    # pretrained weights: auto | hub | file | none (random init; part of the pipeline id)
-    pretrained: str = "auto"
-    # local hub folder of pretrained-weight cards (python -m metagen.hub); pretrained=auto uses the card of a
-    # model's architecture when the Hugging Face hub has no weights for it; null = no local hub
-    hub_dir: str | None = None
-    # input resolution; null = each model's default; another value becomes part of the pipeline id
-    img_size: int | None = None
-    # train recipe: smallest RandomResizedCrop area; null = timm's ImageNet 0.08 raised to what the dataset tolerates
-    crop_scale_min: float | None = None
-    # train recipe: horizontal-flip probability; null = 0.5, or 0 for datasets that declare no flips
-    hflip: float | None = None
-    # train recipe: ColorJitter strength; null = 0.4 capped by the dataset's declaration
-    color_jitter: float | None = None
-    # auto | cpu | cuda | cuda:N
-    device: str = "auto"
-    # epoch times and the cap: wall (wall-clock seconds) | process (CPU seconds of the run; CPU, no loader workers)
-    clock: str = "wall"
-    # deterministic algorithms (bit-identical curves on CPU, also across resumes)
-    deterministic: bool = False
-    # data-loader worker processes per run
-    num_workers: int = 0
-    # torch threads on CPU; null = torch's default
-    num_threads: int | None = None
     # keep a run's epoch checkpoints after it is in the store (they are large; false deletes them)
     keep_checkpoints: bool = False
     # sweep directory (plan, job logs, checkpoints, failures); null = <store>.sweeps/<name>
@@ -170,13 +137,14 @@ class SweepConfig:
         """The per-run cap in seconds: ``cap_s`` or the version's default (``None`` = no cap)."""
         if self.cap_s is not None:
             return float(self.cap_s)
-        return DEFAULT_CAP_S.get(self.version)
+        return version_cap_s(self.version)
 
 
 def register_configs() -> None:
     """Register the schemas: ``sweep_schema`` and ``cluster/{local,slurm}_schema``."""
     from hydra.core.config_store import ConfigStore
 
+    register_resolver()
     cs = ConfigStore.instance()
     cs.store(name="sweep_schema", node=SweepConfig)
     cs.store(group="cluster", name="local_schema", node=LocalClusterConfig)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from metagen.sweep.config import LocalClusterConfig, SlurmClusterConfig, SweepConfig
 from metagen.sweep.errors import SweepConfigError
-
-TIME_MARGIN_MIN = 15
-"""Minutes added to a run's cap when no time per run is configured for its version."""
+from metagen.versions import slurm_minutes
 
 
 def job_name(cfg: SweepConfig) -> str:
@@ -37,7 +34,7 @@ def time_min_per_run(cfg: SweepConfig) -> int:
             f"version {cfg.version!r} has no cluster.time_min_per_run entry and the runs have no cap_s; "
             f"set cluster.time_min_per_run.{cfg.version}=MINUTES or cap_s=SECONDS"
         )
-    return math.ceil(cap / 60) + TIME_MARGIN_MIN
+    return slurm_minutes(cap)
 
 
 def job_time_min(cfg: SweepConfig, runs_in_job: int) -> int:
@@ -54,57 +51,16 @@ def max_num_timeout(cfg: SweepConfig, runs_in_job: int) -> int:
     return runs_in_job * (cfg.max_requeues + 1) + 1
 
 
-def sbatch_parameters(
-    *,
-    job_name: str,
-    time_min: int,
-    cpus_per_task: int,
-    mem_gb: float,
-    array_parallelism: int,
-    setup: list[str],
-    additional_parameters: dict[str, Any],
-    gpus_per_node: int = 0,
-    signal_delay_s: int | None = None,
-    optional: dict[str, str | None] | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments of ``submitit.SlurmExecutor.update_parameters`` for one-node, one-task array jobs.
-
-    ``optional`` holds sbatch options (partition, account, ...) that are passed only when set; no
-    ``--gpus-per-node`` is passed for 0 GPUs (clusters without GRES reject any gpu request).
-    """
-    params: dict[str, Any] = {
-        "job_name": job_name,
-        "time": time_min,
-        "nodes": 1,
-        "ntasks_per_node": 1,
-        "cpus_per_task": cpus_per_task,
-        "mem": f"{max(1, math.ceil(mem_gb * 1024))}MB",
-    }
-    if signal_delay_s is not None:
-        params["signal_delay_s"] = signal_delay_s
-    params |= {"array_parallelism": array_parallelism, "setup": list(setup),
-               "additional_parameters": dict(additional_parameters)}  # fmt: skip
-    if gpus_per_node > 0:
-        params["gpus_per_node"] = gpus_per_node
-    params |= {key: value for key, value in (optional or {}).items() if value}
-    return params
-
-
 def slurm_parameters(cfg: SweepConfig, runs_in_job: int, partition: str | None) -> dict[str, Any]:
     """Keyword arguments of ``SlurmExecutor.update_parameters`` for the sweep's jobs."""
     c = cfg.cluster
     assert isinstance(c, SlurmClusterConfig)
-    return sbatch_parameters(
+    return c.sbatch(
         job_name=job_name(cfg),
         time_min=job_time_min(cfg, runs_in_job),
-        cpus_per_task=c.cpus_per_task,
-        mem_gb=c.mem_gb,
-        array_parallelism=c.array_parallelism,
-        setup=c.setup,
-        additional_parameters=c.additional_parameters,
+        partition=partition,
         gpus_per_node=c.gpus_per_node,
         signal_delay_s=c.signal_delay_s,
-        optional={"partition": partition, "account": c.account, "qos": c.qos, "constraint": c.constraint},
     )
 
 

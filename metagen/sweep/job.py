@@ -12,7 +12,6 @@ its exception is recorded in ``<sweep_dir>/failures/<run_id>.json`` and the next
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -24,8 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from omegaconf import MISSING
 from submitit.helpers import Checkpointable, DelayedSubmission
 
+from metagen.finetune.config import TrainingSettings
+from metagen.locks import exclusive_lock
 from metagen.sweep.config import SweepConfig
 from metagen.sweep.plan import RunSpec
 
@@ -41,52 +43,38 @@ def requeue_limit_message(requeues: int, max_requeues: int) -> str:
     )
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """What every run of a sweep shares (everything of ``FinetuneConfig`` but the pipeline and dataset)."""
+@dataclass
+class RunSettings(TrainingSettings):
+    """What every run of a sweep shares: the :class:`~metagen.finetune.config.TrainingSettings` of the sweep
+    (``store`` and ``hub_dir`` absolute; ``seed`` is the sweep's, each run trains with its :class:`RunSpec`'s
+    seed) and these.
 
-    store: str
-    version: str
-    epochs: int
-    schedule_epochs: int
-    cap_s: float | None
-    pretrained: str
-    hub_dir: str | None
-    img_size: int | None
-    crop_scale_min: float | None
-    hflip: float | None
-    color_jitter: float | None
-    device: str
-    clock: str
-    deterministic: bool
-    num_workers: int
-    num_threads: int | None
-    keep_checkpoints: bool
-    search_space: str
-    checkpoint_dir: str
-    sweep_dir: str
-    max_requeues: int
+    Attributes:
+        cap_s: the per-run cap in seconds (the version's when the sweep sets none).
+        keep_checkpoints: keep a run's epoch checkpoints after it is in the store.
+        search_space: the search space the pipelines were sampled from.
+        checkpoint_dir: where ``<run_id>/`` checkpoints live.
+        sweep_dir: the sweep directory (plan, logs, failures).
+        max_requeues: interruptions one run may take before it is finished as ``timeout``.
+    """
+
+    cap_s: float | None = None
+    keep_checkpoints: bool = False
+    search_space: str = "v1"
+    checkpoint_dir: str = MISSING
+    sweep_dir: str = MISSING
+    max_requeues: int = 3
 
     @classmethod
     def from_config(cls, cfg: SweepConfig) -> RunSettings:
         """The settings of a sweep config (paths made absolute)."""
         return cls(
-            store=str(Path(cfg.store).expanduser().resolve()),
-            version=cfg.version,
-            epochs=cfg.epochs,
-            schedule_epochs=cfg.schedule_epochs,
+            **{
+                **cfg.training_settings(),
+                "store": str(Path(cfg.store).expanduser().resolve()),
+                "hub_dir": str(Path(cfg.hub_dir).expanduser().resolve()) if cfg.hub_dir is not None else None,
+            },
             cap_s=cfg.run_cap_s(),
-            pretrained=cfg.pretrained,
-            hub_dir=str(Path(cfg.hub_dir).expanduser().resolve()) if cfg.hub_dir is not None else None,
-            img_size=cfg.img_size,
-            crop_scale_min=cfg.crop_scale_min,
-            hflip=cfg.hflip,
-            color_jitter=cfg.color_jitter,
-            device=cfg.device,
-            clock=cfg.clock,
-            deterministic=cfg.deterministic,
-            num_workers=cfg.num_workers,
-            num_threads=cfg.num_threads,
             keep_checkpoints=cfg.keep_checkpoints,
             search_space=cfg.hub.search_space,
             checkpoint_dir=str(cfg.checkpoint_path()),
@@ -100,27 +88,12 @@ def finetune_config(settings: RunSettings, dataset: str, model: str, hp: dict[st
     from metagen.finetune import FinetuneConfig
 
     return FinetuneConfig(
+        **{**settings.training_settings(), "seed": seed},
         dataset=dataset,
         model=model,
-        store=settings.store,
-        version=settings.version,
-        epochs=settings.epochs,
-        schedule_epochs=settings.schedule_epochs,
         cap_s=settings.cap_s,
-        seed=seed,
         hp=dict(hp),
         search_space=settings.search_space,
-        pretrained=settings.pretrained,
-        hub_dir=settings.hub_dir,
-        img_size=settings.img_size,
-        crop_scale_min=settings.crop_scale_min,
-        hflip=settings.hflip,
-        color_jitter=settings.color_jitter,
-        device=settings.device,
-        clock=settings.clock,
-        deterministic=settings.deterministic,
-        num_workers=settings.num_workers,
-        num_threads=settings.num_threads,
         checkpoint_dir=settings.checkpoint_dir,
         keep_checkpoint=settings.keep_checkpoints,
     )
@@ -210,17 +183,8 @@ def run_lock(checkpoint_dir: str | Path, run_id: str) -> Iterator[bool]:
     The lock is an ``flock`` on ``<checkpoint_dir>/_sweep/locks/<run_id>.lock``: the kernel drops it when
     its process dies, so a killed job never leaves a run locked.
     """
-    path = _state_dir(checkpoint_dir, "locks") / f"{run_id}.lock"
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive_lock(_state_dir(checkpoint_dir, "locks") / f"{run_id}.lock") as locked:
+        yield locked
 
 
 def drop_lock(checkpoint_dir: str | Path, run_id: str) -> None:

@@ -7,7 +7,6 @@ plan on the configured cluster. Both are what ``python -m metagen.sweep`` calls.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import signal
 import threading
 import time
@@ -17,13 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from metagen.locks import exclusive_lock
 from metagen.sweep.checks import check_config, check_hub, check_slurm_request, check_writable, space_for_weights
 from metagen.sweep.config import LocalClusterConfig, SlurmClusterConfig, SweepConfig
 from metagen.sweep.errors import ClusterError, StoreNotWritableError, SweepConfigError, SweepError
 from metagen.sweep.executors import job_name, job_time_min, local_executor, slurm_executor
 from metagen.sweep.job import RunOutcome, RunSettings, SweepJob, finetune_config, run_one
 from metagen.sweep.plan import DatasetRef, Plan, chunk, deal, plan_runs, resolve_dataset_paths
-from metagen.sweep.record import PlanRecord, append_launch, now_iso, write_plan
+from metagen.sweep.record import PLAN_FILE, PlanRecord, append_launch, now_iso, write_plan
 from metagen.sweep.slurm_info import alive_jobs, query_partitions, slurm_available
 
 
@@ -168,7 +168,7 @@ def check_stored_contents(store: Path, version: str, datasets: list[DatasetRef])
         )
 
 
-def _check_store(store: Path) -> None:
+def _check_store(store: Path, version: str) -> None:
     from metagen.store import StoreError, read_metadata
     from metagen.store.layout import STORE_FILE
 
@@ -186,16 +186,22 @@ def _check_store(store: Path) -> None:
             f"{store} exists, is not empty and is not a learning-curve store (no store.json); "
             "give a new folder or an existing store"
         )
-    check_writable(store, "store")
+    check_writable(store, "store", version)
 
 
 def _check_slurm(cfg: SweepConfig, warnings: list[str]) -> str | None:
     c = cfg.cluster
     assert isinstance(c, SlurmClusterConfig)
     if not slurm_available():
+        if cfg.dry_run:  # planning needs no cluster: say what was not checked
+            warnings.append(
+                "sbatch/sinfo/squeue are not on the PATH: planned without checking the partitions or the jobs "
+                "still queued; a real launch needs a SLURM login node"
+            )
+            return c.partition
         raise ClusterError(
             "cluster=slurm, but sbatch/sinfo/squeue are not on the PATH: launch from a SLURM login node, "
-            "or use cluster=local"
+            "or use cluster=local (dry_run=true plans without SLURM)"
         )
     partition = c.partition
     time_min = job_time_min(cfg, c.runs_per_job)
@@ -226,7 +232,7 @@ def prepare(cfg: SweepConfig) -> Prepared:
     check_config(cfg)
     space = space_for_weights(check_hub(cfg), cfg.pretrained)
     store = Path(cfg.store).expanduser().resolve()
-    _check_store(store)
+    _check_store(store, cfg.version)
     check_writable(cfg.sweep_path(), "sweep_dir")
     check_writable(cfg.checkpoint_path(), "checkpoint_dir")
     datasets = load_datasets(resolve_dataset_paths(cfg.datasets))
@@ -236,7 +242,58 @@ def prepare(cfg: SweepConfig) -> Prepared:
     resolver = make_resolver(settings, {d.path: d.name for d in datasets}, cfg.seed)
     check_stored_contents(store, cfg.version, datasets)
     plan = plan_runs(datasets, space, cfg.pipelines_per_dataset, cfg.seed, resolver, stored_run_ids(store, cfg.version))
+    check_plan_kept(cfg, plan)
     return Prepared(cfg, settings, datasets, plan, partition, warnings)
+
+
+PLAN_KEYS = ("datasets", "version", "seed", "pipelines_per_dataset", "hub", "epochs", "schedule_epochs", "pretrained",
+             "img_size")  # fmt: skip
+"""Config keys that decide which runs a sweep plans (named when a relaunch would drop planned runs)."""
+
+
+def check_plan_kept(cfg: SweepConfig, plan: Plan) -> None:
+    """A relaunch of a sweep name may extend its plan (more pipelines, more datasets), never drop planned runs.
+
+    Raises:
+        SweepConfigError: the sweep directory has a plan with runs the new plan lacks (another seed, version,
+            hub, budget, ...): saying what changed and how to keep both plans or replace the old one.
+    """
+    path = cfg.sweep_path() / PLAN_FILE
+    if not path.is_file():
+        return
+    try:
+        old = PlanRecord.read(path)
+    except ValueError:
+        return  # unreadable: the launch rewrites it (as its message says)
+    planned = {r.run_id for r in plan.runs}
+    dropped = [r.run_id for r in old.runs if r.run_id not in planned]
+    if not dropped:
+        return
+    new = asdict(cfg)
+    changed = [f"{k}: {old.config.get(k)!r} -> {new[k]!r}" for k in PLAN_KEYS if old.config.get(k) != new[k]]
+    raise SweepConfigError(
+        f"sweep {cfg.name!r} already has a plan ({path}, {len(old.runs)} runs, {old.created_at}) and this launch "
+        f"would replace it: {len(dropped)} of its runs are not in the new plan"
+        + (f" (changed: {'; '.join(changed)})" if changed else "")
+        + f". To keep both plans, give this sweep another name (name=...; `python -m metagen.sweep.status "
+        f"{cfg.store} --sweep NAME` shows each); to replace the old plan, delete {path}. Runs already stored stay in "
+        "the store either way."
+    )
+
+
+def plan_record(cfg: SweepConfig, prep: Prepared) -> PlanRecord:
+    """The ``plan.json`` record of a prepared sweep (its last launch not filled in yet)."""
+    return PlanRecord(
+        name=cfg.name,
+        store=prep.settings.store,
+        version=cfg.version,
+        runs=prep.plan.runs,
+        created_at=now_iso(),
+        config=asdict(cfg),
+        checkpoint_dir=prep.settings.checkpoint_dir,
+        sweep_dir=prep.settings.sweep_dir,
+        launch={"cluster": cfg.cluster.kind, "jobs": [], "folder": None},
+    )
 
 
 # ---- launching --------------------------------------------------------------------------------------
@@ -250,17 +307,12 @@ def launch_lock(sweep_dir: Path) -> Iterator[None]:
         ClusterError: another launch of this sweep is running (planning, submitting or running in-process).
     """
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(sweep_dir / ".launch.lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
+    with exclusive_lock(sweep_dir / ".launch.lock") as locked:
+        if not locked:
             raise ClusterError(
                 f"another launch of this sweep is running (lock {sweep_dir / '.launch.lock'}); wait for it to end"
-            ) from e
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            )
+        yield
 
 
 def launch(cfg: SweepConfig, prepared: Prepared | None = None, progress: bool = True) -> LaunchReport:
@@ -279,17 +331,7 @@ def launch(cfg: SweepConfig, prepared: Prepared | None = None, progress: bool = 
         from metagen.store import StoreMetadata, create_store
 
         create_store(cfg.store, StoreMetadata(name=Path(cfg.store).name, description="measured by metagen.sweep"))
-        record = PlanRecord(
-            name=cfg.name,
-            store=prep.settings.store,
-            version=cfg.version,
-            runs=prep.plan.runs,
-            created_at=now_iso(),
-            config=asdict(cfg),
-            checkpoint_dir=prep.settings.checkpoint_dir,
-            sweep_dir=prep.settings.sweep_dir,
-            launch={"cluster": cfg.cluster.kind, "jobs": [], "folder": None},
-        )
+        record = plan_record(cfg, prep)
         sweep_dir = cfg.sweep_path()
         write_plan(sweep_dir, record)
         todo = list(prep.plan.todo)
@@ -416,7 +458,8 @@ def wait_for_jobs(
             if finished:
                 break
             time.sleep(poll_s)
-    outcomes, errors = [], []
+    outcomes: list[RunOutcome] = []
+    errors: list[str] = []
     for j in jobs:
         try:
             outcomes.extend(RunOutcome(**o) for o in j.result())

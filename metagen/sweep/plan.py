@@ -227,5 +227,4 @@ def resolve_dataset_paths(paths: Sequence[str]) -> list[Path]:
             )
     if problems:
         raise SweepConfigError("bad datasets:\n  " + "\n  ".join(problems))
-    seen: set[Path] = set()
-    return [p for p in out if not (p in seen or seen.add(p))]
+    return list(dict.fromkeys(out))  # each once, in order

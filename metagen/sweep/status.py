@@ -19,7 +19,9 @@ from typing import TextIO
 
 import polars as pl
 
+from metagen.exit_codes import BAD_INPUT, INTERRUPTED, OK
 from metagen.store.errors import StoreError
+from metagen.store.layout import read_metadata
 from metagen.store.schema import STATUSES
 from metagen.sweep.job import failure_path
 from metagen.sweep.record import PlanRecord, find_plans
@@ -206,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     store = Path(args.store).expanduser().resolve()
     try:
+        read_metadata(store)  # a missing store is an error, not an empty table
         plan = find_plan(store, args.sweep, args.plan)
         if args.follow:
             if plan is None:
@@ -214,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         print(format_status(collect_status(store, plan)))
     except (ValueError, OSError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     except KeyboardInterrupt:
-        return 130
-    return 0
+        return INTERRUPTED
+    return OK
 
 
 if __name__ == "__main__":

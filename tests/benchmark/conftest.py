@@ -74,7 +74,7 @@ def build_store(
                 hps = {**{k: v for k, v in DEFAULT_HYPERPARAMETERS.items() if v is not None}, "model": MODELS[0]}
             kind = pipeline_kind(j)
             run = make_run(
-                f"{version}-{dataset}-{i:03d}",
+                f"{version}-{dataset.replace(' ', '_')}-{i:03d}",  # run ids are file-name safe
                 dataset=dataset,
                 version=version,
                 **{**dict.fromkeys(HYPERPARAMETERS), **hps},

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-from benchmark.results import RESULT_SCHEMA
+from benchmark.results import RESULT_SCHEMA, cell_path, write_cell
 
 
 def write_run(
@@ -17,12 +18,13 @@ def write_run(
     method: str,
     dataset: str,
     seed: int,
-    times: Sequence[float],
-    regrets: Sequence[float],
+    times: npt.ArrayLike,
+    regrets: npt.ArrayLike,
     budget_s: float = 100.0,
 ) -> Path:
     """Writes one result file whose events have the given times and regrets (incumbent = 1 - regret)."""
-    n = len(times)
+    t = np.asarray(times, dtype=np.float64)
+    n = t.size
     reg = np.asarray(regrets, dtype=np.float64)
     frame = pl.DataFrame(
         {
@@ -31,7 +33,7 @@ def write_run(
             "dataset": [dataset] * n,
             "seed": np.full(n, seed, dtype=np.int64),
             "step": np.arange(n, dtype=np.int64),
-            "time": np.asarray(times, dtype=np.float64),
+            "time": t,
             "pipeline": np.zeros(n, dtype=np.int64),
             "epoch": np.arange(1, n + 1, dtype=np.int64),
             "value": 1.0 - reg,
@@ -41,9 +43,8 @@ def write_run(
         },
         schema=RESULT_SCHEMA,
     )
-    path = root / f"version={version}" / f"method={method}" / f"dataset={dataset}" / f"seed={seed}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path)
+    path = cell_path(root, version, method, dataset, seed)
+    write_cell(path, frame)
     return path
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from benchmark.methods.dyhpo import DyHPO
-from benchmark.methods.gp_common import SCHEDULES, RefitSchedule, expected_improvement, fidelity_incumbents
-from tests.surrogates.tiny import FAST, make_task, make_view, run_loop
+torch = pytest.importorskip("torch")  # collected (and skipped) in the core install too
+
+from benchmark.methods.dyhpo import DyHPO  # noqa: E402
+from benchmark.methods.graybox_bo import SCHEDULES, RefitSchedule, expected_improvement, fidelity_incumbents  # noqa: E402
+from tests.surrogates.tiny import FAST, make_task, make_view, run_loop  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -39,15 +40,46 @@ def test_same_seed_same_asks_and_other_seed_other_asks():
 
 def test_refit_schedule_resets_first_then_refines_then_restarts_on_no_improvement():
     task = make_task("T", n=20, epochs=5, seed=2)
-    sched = RefitSchedule(initial_steps=3, initial_epochs=6, refine_epochs=2, patience=4)
+    sched = RefitSchedule(initial_steps=3, initial_epochs=6, refine_epochs=2, patience=6, restart_mse=None)
     opt = DyHPO(make_view(task), seed=0, schedule=sched)
     run_loop(opt, task, steps=25)
     assert opt.fit_epochs[:4] == [6, 6, 6, 2]
-    assert opt.fit_epochs.count(6) >= 3
-    assert SCHEDULES["reference"] == RefitSchedule(10, 1000, 50, None, 1e-3)
-    assert opt.patience == 4 and DyHPO(make_view(task), 0).patience == int(1.2 * 5)
-    with pytest.raises(ValueError, match="unknown refit schedule"):
-        DyHPO(make_view(task), 0, schedule="fastest")
+    assert opt.fit_epochs.count(6) >= 4  # restarts after 6 observations without improvement
+    assert opt.fits == len(opt.fit_epochs) and opt.mse_restarts == 0
+    assert opt.patience == 6 and DyHPO(make_view(task), 0).patience == int(1.2 * 5)
+
+
+def test_the_skipped_fit_on_one_observation_is_not_counted():
+    task = make_task("T", n=20, epochs=5, seed=2)
+    opt = DyHPO(make_view(task), seed=0, schedule={"initial_steps": 2, "initial_epochs": 6, "refine_epochs": 2})
+    asks = run_loop(opt, task, steps=2)  # 1st: initial design; 2nd: fit on one observation, skipped
+    assert len(asks) == 2 and opt.fits == 0 and opt.fit_epochs == [] and opt.restart
+    run_loop(opt, task, steps=3)
+    assert opt.fit_epochs == [6, 6, 2]  # two reset fits that trained, then refining
+
+
+def test_training_mse_above_the_limit_restarts_the_next_fit():
+    task = make_task("T", n=20, epochs=5, seed=2)
+    sched = {"initial_steps": 2, "initial_epochs": 6, "refine_epochs": 2, "patience": 100, "restart_mse": 0.0}
+    opt = DyHPO(make_view(task), seed=0, schedule=sched)
+    run_loop(opt, task, steps=8)
+    assert opt.fit_epochs == [6] * len(opt.fit_epochs) and opt.mse_restarts == len(opt.fit_epochs) - 1 > 0
+    never = DyHPO(make_view(task), seed=0, schedule={**sched, "restart_mse": None})
+    run_loop(never, task, steps=8)
+    assert never.fit_epochs[2:] == [2] * (len(never.fit_epochs) - 2) and never.mse_restarts == 0
+
+
+def test_the_reference_schedule_is_the_default_and_the_only_preset():
+    task = make_task("T", n=20, epochs=5, seed=2)
+    assert dict(SCHEDULES) == {"reference": RefitSchedule(10, 1000, 50, None, 0.15, 1e-3)}
+    assert DyHPO(make_view(task), 0).schedule == SCHEDULES["reference"]
+    assert RefitSchedule().label() == "reference"
+    assert RefitSchedule(refine_epochs=5).label() == "custom(refine_epochs=5)"
+    for name in ("fast", "default"):
+        with pytest.raises(ValueError, match=r"unknown refit schedule.*were removed"):
+            DyHPO(make_view(task), 0, schedule=name)
+    with pytest.raises(ValueError, match=r"unknown refit schedule fields \['epochs'\]"):
+        DyHPO(make_view(task), 0, schedule={"epochs": 3})
 
 
 def test_multi_fidelity_incumbent_and_ei():

@@ -10,7 +10,7 @@ import pytest
 from benchmark.methods.asha import ASHA, asha_rungs
 from benchmark.methods.baselines import DEFAULT_HYPERPARAMETERS, BestOnAverage, DefaultModel, default_candidate
 from benchmark.methods.bohb import BOHB
-from benchmark.methods.hyperband import Hyperband, bracket_sizes, hyperband_budgets
+from benchmark.methods.hyperband import Bracket, Hyperband, bracket_sizes, hyperband_budgets
 from benchmark.methods.kde import MixedKDE, log_ratio
 from benchmark.methods.random_search import RandomSearch
 from benchmark.methods.space import encode_hyperparameters_row, mixed_space
@@ -127,16 +127,19 @@ def test_bohb_builds_a_model_and_proposes_by_density_ratio() -> None:
         assert opt.space.d == 3 and opt.min_points == 4
         drive(task, opt, 60)
         assert opt.models, "no KDE model was ever built"
-        good, bad = opt._model()
+        model = opt._model()
+        assert model is not None
+        good, bad = model
+        bracket = Bracket(0, (task.view.max_epochs,), [1])  # BOHB's choice does not depend on the bracket
         pool = np.arange(task.n)
         scores = log_ratio(good, bad, opt.space.points[pool])
         if acquisition == "all":
-            assert opt.choose(pool, None) == int(np.argmax(scores))
+            assert opt.choose(pool, bracket) == int(np.argmax(scores))
         # the model prefers large learning rates (small ordinal of 10**-lr sorted ascending = high index)
         lr_dim = [d.name for d in opt.space.dims].index("lr")
         high = opt.space.points[:, lr_dim] >= 0.8
         assert scores[high].mean() > scores[~high].mean()
-        picks = [opt.choose(pool, None) for _ in range(20)]
+        picks = [opt.choose(pool, bracket) for _ in range(20)]
         assert np.mean(high[picks]) > 0.5
     default = BOHB(toy_task().view, 0)
     assert default.min_points == default.space.d + 1 == 4
@@ -208,10 +211,10 @@ def test_best_on_average_picks_the_best_default_model_on_training_data(tmp_path:
     train = load_tasks(root, "micro", list(ctx.train_datasets))
     expected = {}
     for m in sorted(set(task.view.models)):
-        regrets = []
+        regrets: list[float] = []
         for t in train:
             i = default_candidate(t.view, m)
-            regrets.append(t.regret(t.values[i, t.n_epochs[i] - 1]))
+            regrets.append(float(t.regret(t.values[i, t.n_epochs[i] - 1])))
         expected[m] = float(np.mean(regrets))
     assert opt.scores == pytest.approx(expected)
     assert opt.model == min(sorted(expected), key=expected.__getitem__)

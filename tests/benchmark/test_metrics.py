@@ -7,11 +7,8 @@ import polars as pl
 import pytest
 
 from benchmark.metrics import (
-    ResultsError,
     incumbent_trajectory,
-    load_results,
     mean_ci,
-    merge_results,
     normalized_regret,
     ranks,
     regret_cube,
@@ -20,6 +17,7 @@ from benchmark.metrics import (
     summary_table,
     time_grid,
 )
+from benchmark.results import ResultsError, load_results, merge_results
 from tests.benchmark.results_factory import write_random_results, write_run
 
 
@@ -30,8 +28,8 @@ def test_normalized_regret_by_hand():
 
 
 def test_normalized_regret_clips_and_handles_a_constant_table():
-    np.testing.assert_allclose(normalized_regret([0.95, 0.3], best=0.9, worst=0.4), [0.0, 1.0])
-    np.testing.assert_allclose(normalized_regret([np.nan, 0.7], best=0.7, worst=0.7), [1.0, 0.0])
+    np.testing.assert_allclose(normalized_regret([0.95, 0.3], best=0.9, worst=0.4), np.array([0.0, 1.0]))
+    np.testing.assert_allclose(normalized_regret([np.nan, 0.7], best=0.7, worst=0.7), np.array([1.0, 0.0]))
     with pytest.raises(ValueError, match="best >= worst"):
         normalized_regret(0.5, best=0.4, worst=0.9)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.clock import OverheadPolicy, SimulatedClock
+from benchmark.clock import OverheadPolicy, OverheadSpec, SimulatedClock
 from benchmark.protocol import Ask, BaseOptimizer, EpochResult, SearchView
 from benchmark.registry import make_optimizer
 from benchmark.replay import ReplayError, replay, trajectories_equal
@@ -153,7 +153,7 @@ class Waits(BaseOptimizer):
 
     def __init__(self, view: SearchView):
         super().__init__(view, 0)
-        self.plan = [(0, 2), None, (1, 1)]
+        self.plan: list[tuple[int, int] | None] = [(0, 2), None, (1, 1)]
         self.waited = 0
 
     def ask(self) -> Ask | None:
@@ -162,7 +162,11 @@ class Waits(BaseOptimizer):
                 self.waited += 1
                 return None
             self.plan.pop(0)
-        return self.issue(*self.plan.pop(0)) if self.plan else None
+        if not self.plan:
+            return None
+        step = self.plan.pop(0)
+        assert step is not None
+        return self.issue(*step)
 
 
 def test_none_while_workers_train_means_wait(task: Task) -> None:
@@ -173,7 +177,12 @@ def test_none_while_workers_train_means_wait(task: Task) -> None:
 
 
 def test_same_seed_and_policy_give_identical_trajectories(task: Task) -> None:
-    for method, workers, overhead in [("random_search", 1, "none"), ("hyperband", 3, 2.5), ("bohb", 2, "none")]:
+    cases: list[tuple[str, int, OverheadSpec]] = [
+        ("random_search", 1, "none"),
+        ("hyperband", 3, 2.5),
+        ("bohb", 2, "none"),
+    ]
+    for method, workers, overhead in cases:
         a = replay(task, make_optimizer(method, task.view, 7), 2000.0, n_workers=workers, overhead=overhead)
         b = replay(task, make_optimizer(method, task.view, 7), 2000.0, n_workers=workers, overhead=overhead)
         assert trajectories_equal(a, b) and a.time.size > 0
@@ -213,3 +222,11 @@ def test_an_optimizer_stuck_on_lookups_is_stopped(task: Task) -> None:
 def test_max_steps(task: Task) -> None:
     traj = replay(task, make_optimizer("asha", task.view, 0), 1e9, max_steps=5)
     assert traj.n_steps == 5 and traj.stop == "max_steps"
+
+
+def test_progress_is_called_after_every_ask_with_steps_and_simulated_time(task: Task) -> None:
+    i = ok(task)
+    calls: list[tuple[int, float]] = []
+    traj = replay(task, Scripted(task.view, [(i, 2), (i, 3)]), 1e9, progress=lambda s, t: calls.append((s, t)))
+    assert [s for s, _ in calls] == [1, 2]
+    assert calls[0][1] == 0.0 and calls[1][1] == pytest.approx(traj.time[1])

@@ -12,10 +12,12 @@ import polars as pl
 import pytest
 
 from benchmark.config import RunConfig
-from benchmark.registry import UnknownMethodError, method_names
-from benchmark.results import RESULT_SCHEMA, ResultsError, cell_files, cell_path, parse_cell_path, read_results
+from benchmark.figures import make_figures
+from benchmark.registry import UnknownMethodError, method_names, method_options
+from benchmark.results import RESULT_SCHEMA, ResultsError, cell_files, cell_path, load_results, parse_cell_path
 from benchmark.runner import plan, run_benchmark
 from benchmark.task import TaskError
+from tests.benchmark.conftest import build_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +35,7 @@ def test_results_layout_and_resume(bench_store: Path, tmp_path: Path) -> None:
     assert len(files) == 12
     assert files[0] == cell_path(out, "micro", "asha", "A", 0)
     assert parse_cell_path(files[0]) == ("micro", "asha", "A", 0)
-    df = read_results(out)
+    df = load_results(out).events
     assert df.schema == pl.Schema(RESULT_SCHEMA)
     assert set(df["method"]) == {"random_search", "asha"} and set(df["seed"]) == {0, 1}
     assert (df["budget_s"] == 1500.0).all() and (df["time"] <= 1500.0).all()
@@ -72,7 +74,23 @@ def test_parallel_processes_give_the_same_files(bench_store: Path, tmp_path: Pat
     serial = run_benchmark(config(bench_store, tmp_path / "a", datasets=["A", "B"]))
     parallel = run_benchmark(config(bench_store, tmp_path / "b", datasets=["A", "B"], jobs=2))
     assert serial.done == parallel.done == 8
-    assert read_results(tmp_path / "a").equals(read_results(tmp_path / "b"))
+    assert load_results(tmp_path / "a").events.equals(load_results(tmp_path / "b").events)
+
+
+def test_names_that_need_escaping_go_from_run_to_figures(tmp_path: Path) -> None:
+    """A dataset named "Plant Village" (a space: percent-encoded in its path) is written by the runner
+    and read back by the figures with its real name."""
+    store = build_store(tmp_path / "store", datasets=("Plant Village", "B"), n_pipelines=8)
+    out = tmp_path / "res"
+    summary = run_benchmark(config(store, out, methods=["random_search"], seeds=[0]))
+    assert summary.done == 2 and not summary.failed
+    assert cell_path(out, "micro", "random_search", "Plant Village", 0) in cell_files(out)
+    assert "dataset=Plant%20Village" in {p.parent.name for p in cell_files(out)}
+    results = load_results(out)
+    assert sorted(results.runs["dataset"]) == ["B", "Plant Village"]
+    make_figures(out, tmp_path / "figs", fractions=(1.0,), formats=("png",), dpi=30)
+    table = pl.read_csv(tmp_path / "figs" / "summary.csv")
+    assert table["n_datasets"].to_list() == [2]
 
 
 def test_clear_errors(bench_store: Path, tmp_path: Path) -> None:
@@ -93,7 +111,7 @@ def test_a_failing_cell_is_reported_and_retried(bench_store: Path, tmp_path: Pat
                  method_options={"default_model": {"model": "beit_large_patch16_512"}})  # fmt: skip
     summary = run_benchmark(cfg)
     assert summary.done == 0 and len(summary.failed) == 3
-    assert "no candidate in task A" in summary.failed[0].error
+    assert "no candidate in task A" in str(summary.failed[0].error)
     assert "FAILED default_model / A / seed 0" in str(summary)
 
 
@@ -134,3 +152,40 @@ print("clean")
 """
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "clean" in res.stdout, res.stderr
+
+
+def test_method_defaults_come_from_the_factory_and_old_records_still_match(bench_store: Path, tmp_path: Path) -> None:
+    assert method_options("hyperband") == {"eta": 3, "min_budget": 1}  # the constructor's defaults
+    assert method_options("quicktune-M")["meta_learn"] is False and method_options("quicktune")["meta_learn"] is True
+    assert method_options("bohb", {"eta": 2})["eta"] == 2
+    out = tmp_path / "res"
+    run_benchmark(config(bench_store, out, methods=["bohb"], seeds=[0], datasets=["A"]))
+    record = json.loads((out / "run.json").read_text())
+    assert record["method_options"]["bohb"]["num_samples"] == 64
+    record["method_options"]["bohb"] = {"eta": 3}  # as written when fewer defaults were recorded
+    (out / "run.json").write_text(json.dumps(record))
+    again = run_benchmark(config(bench_store, out, methods=["bohb"], seeds=[0], datasets=["A"]))
+    assert again.skipped == 1
+    with pytest.raises(ResultsError, match="holds results of method 'bohb' with options"):
+        run_benchmark(config(bench_store, out, methods=["bohb"], seeds=[0], datasets=["A"],
+                             method_options={"bohb": {"num_samples": 32}}))  # fmt: skip
+
+
+def test_cells_print_progress_and_their_time_and_gp_methods_their_schedule(
+    bench_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmark.cells import CellJob, optimizer_note, run_cell
+    from benchmark.methods.graybox_bo import RefitSchedule
+
+    job = CellJob(str(bench_store), "micro", "random_search", {}, "A", 0, 1000.0, "none", 1, str(tmp_path / "p"),
+                  progress_every_s=1e-9)  # fmt: skip
+    outcome = run_cell(job)
+    printed = capsys.readouterr().out
+    assert outcome.error is None and "... random_search / A / seed 0: step 1, simulated 0 / 1000 s" in printed
+    assert outcome.line().startswith(f"random_search / A / seed 0: {outcome.steps} steps, {outcome.rows} epochs in ")
+    assert "final regret" in outcome.line()
+
+    class GP:
+        schedule = RefitSchedule(refine_epochs=5)
+
+    assert optimizer_note(GP()) == "schedule=custom(refine_epochs=5)" and optimizer_note(object()) == ""

@@ -42,7 +42,7 @@ def test_make_then_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert report["meta_features"] == {"train_size": 9, "num_classes": 3, "resolution": 16, "channels": 3}
     assert report["split"] == {"train": 9, "val": 3, "test": 3}
     # refuses to overwrite, then --force works
-    assert main(argv) == 1
+    assert main(argv) == 2
     assert "--force" in capsys.readouterr().err
     assert main([*argv, "--force", "--name", "RENAMED"]) == 0
     assert json.loads((out / "info.json").read_text())["dataset_name"] == "RENAMED"
@@ -67,10 +67,10 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
     assert "error" in capsys.readouterr().err
 
 
-def test_dataset_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["info", str(tmp_path / "missing")]) == 1
+def test_dataset_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["make", "shapes", str(tmp_path / "x"), "--classes", "40"]) == 1
+    assert main(["make", "shapes", str(tmp_path / "x"), "--classes", "40"]) == 2
     assert "2 to 23 classes" in capsys.readouterr().err
 
 
@@ -92,7 +92,7 @@ def test_module_entry_point_without_torch(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     res = subprocess.run([sys.executable, "-m", "metagen.datasets", *argv], capture_output=True, text=True,
                          timeout=120, cwd=root)  # fmt: skip
-    assert res.returncode == 1 and "not empty" in res.stderr
+    assert res.returncode == 2 and "not empty" in res.stderr
     code = (
         "import sys, metagen.datasets as d\n"
         "d.make_dataset('characters', sys.argv[2], n_classes=2, per_class=5, resolution=16, seed=0)\n"

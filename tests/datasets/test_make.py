@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,7 +67,7 @@ def test_each_kind_tiny(kind: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_deterministic(kind: str, tmp_path: Path) -> None:
     _skip_if_unavailable(kind)
-    args = {"n_classes": 3, "per_class": 4, "resolution": 16}
+    args: dict[str, Any] = {"n_classes": 3, "per_class": 4, "resolution": 16}
     a = _digest(make_dataset(kind, tmp_path / "a", seed=11, name="x", **args))
     b = _digest(make_dataset(kind, tmp_path / "b", seed=11, name="x", **args))
     c = _digest(make_dataset(kind, tmp_path / "c", seed=12, name="x", **args))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -59,7 +60,7 @@ def make_cfg(dataset: Path, store: Path, tmp_path: Path, **overrides) -> Finetun
     """A fast CPU config: random init, 32 px, deterministic, 1 thread."""
     hp = dict(FAST_HP)
     hp.update(overrides.pop("hp", {}))
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "dataset": str(dataset),
         "store": str(store),
         "model": FAST_MODEL,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from metagen.store import StoreReader
 
@@ -20,6 +21,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=300)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cli_trains_and_writes_the_run_without_touching_the_cwd(tiny_dataset, store, tmp_path):
     work = tmp_path / "cwd"
     work.mkdir()
@@ -30,6 +32,11 @@ def test_cli_trains_and_writes_the_run_without_touching_the_cwd(tiny_dataset, st
     done = cli(*args, cwd=work)
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout
+    lines = done.stdout.splitlines()
+    epoch = [line for line in lines if line.startswith("epoch 1/1  train loss ")]
+    assert len(epoch) == 1 and "val top-1 " in epoch[0] and epoch[0].endswith(" s")  # one line per epoch
+    assert any(line.startswith("final val top-1: ") for line in lines)
+    assert not (tmp_path / "ck").exists() or not any((tmp_path / "ck").iterdir())  # checkpoint gone once stored
     run = StoreReader(store).scan_runs().collect().row(0, named=True)
     assert run["dataset_version"] == "mini" and run["time_cap_s"] == 14400.0 and run["seed"] == 3
     assert (
@@ -41,6 +48,7 @@ def test_cli_trains_and_writes_the_run_without_touching_the_cwd(tiny_dataset, st
     assert StoreReader(store).scan_curves().collect().filter(pl.col("epoch") == 1).height == 1
 
 
+@pytest.mark.slow
 def test_cli_config_errors_exit_2_with_the_allowed_values(tiny_dataset, store, tmp_path):
     bad_model = cli(f"dataset={tiny_dataset}", f"store={store}", "model=resnet50", cwd=tmp_path)
     assert bad_model.returncode == 2 and "allowed" in bad_model.stderr and "dla46x_c.in1k" in bad_model.stderr

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from torchvision.transforms import Compose
 
 from metagen.datasets import load_dataset
 from metagen.finetune.data import EpochBatches, SplitImages, eval_transform, seeded_global_rngs, train_transform
@@ -30,6 +31,7 @@ def test_augmentations_are_inserted_as_the_reference_did():
     trivial = names(train_transform(CFG, {"data_augmentation": "trivial_augment"}))
     assert trivial.index("TrivialAugmentWide") == trivial.index("MaybeToTensor") - 1
     ra = train_transform(CFG, {"data_augmentation": "random_augment", "ra_num_ops": 3, "ra_magnitude": 17})
+    assert isinstance(ra, Compose)
     op = next(t for t in ra.transforms if type(t).__name__ == "RandAugment")
     assert (op.num_ops, op.magnitude, op.num_magnitude_bins) == (3, 17, 31)
     for policy in ("v0", "original"):
@@ -76,6 +78,7 @@ def test_autoaugment_posterize_zero_bits_gives_black_image_not_an_error() -> Non
 
     dc = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3}
     tf = train_transform(dc, {"data_augmentation": "auto_augment", "auto_augment": "v0"})
+    assert isinstance(tf, Compose)
     ops = [op for t in tf.transforms for sub in getattr(t, "policy", []) for op in sub if "Posterize" in op.name]
     assert ops, "the v0 policy has posterize ops"
     img = Image.new("RGB", (16, 16), (200, 120, 40))

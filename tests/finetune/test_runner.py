@@ -36,8 +36,11 @@ def run_of(store, run_id) -> dict:
 
 def test_run_is_written_with_curve_and_provenance_then_idempotent(tiny_dataset, store, tmp_path):
     cfg = make_cfg(tiny_dataset, store, tmp_path)
-    result = finetune(cfg)
+    epochs: list[dict] = []
+    result = finetune(cfg, on_epoch=epochs.append)
     assert result.status == "ok" and result.n_epochs == 2 and result.wrote_store and result.resumed_from_epoch is None
+    assert not (tmp_path / "ckpt" / result.run_id).exists()  # by default the checkpoint goes once the run is stored
+    assert [e["epoch"] for e in epochs] == [1, 2] and result.final_top1 == epochs[-1]["eval_top1"]
     assert result.run_id == run_id_of(cfg)
     c = curve(store, result.run_id)
     assert c["epoch"].to_list() == [1, 2]
@@ -59,7 +62,7 @@ def test_run_is_written_with_curve_and_provenance_then_idempotent(tiny_dataset, 
     again = finetune(cfg)
     assert not again.wrote_store and again.status == "ok" and again.n_epochs == 2 and again.elapsed_s == 0.0
     longer = finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=3))
-    assert not longer.wrote_store and "budget of 2 epochs" in longer.message
+    assert not longer.wrote_store and "budget of 2 epochs" in str(longer.message)
 
 
 def test_resume_after_interrupt_and_budget_extension_are_bit_identical(tiny_dataset, tmp_path):
@@ -87,7 +90,7 @@ def test_resume_after_interrupt_and_budget_extension_are_bit_identical(tiny_data
     assert resumed.resumed_from_epoch == 1 and resumed.status == "ok"
 
     store_c = new_store(tmp_path, "c")
-    short = finetune(cfg(store_c, "ck_c", epochs=2))
+    short = finetune(cfg(store_c, "ck_c", epochs=2, keep_checkpoint=True))  # kept to extend the budget
     assert short.n_epochs == 2
     extended = finetune(cfg(new_store(tmp_path, "d"), "ck_c", epochs=3))  # same checkpoints, larger budget
     assert extended.resumed_from_epoch == 2 and extended.n_epochs == 3
@@ -177,7 +180,7 @@ def test_errors_in_training_are_recorded_not_raised(tiny_dataset, store, tmp_pat
 
     monkeypatch.setattr(loop, "BATCH_HOOK", boom)
     result = finetune(make_cfg(tiny_dataset, store, tmp_path, keep_checkpoint=False))
-    assert result.status == "error" and "boom in the loop" in result.message
+    assert result.status == "error" and "boom in the loop" in str(result.message)
     assert "boom in the loop" in run_of(store, result.run_id)["status_message"]
     assert not (tmp_path / "ckpt" / result.run_id).exists()
 
@@ -196,11 +199,12 @@ def test_config_errors_raise_before_training(tiny_dataset, store, tmp_path):
 
 def test_linear_probing_trains_the_head_then_unfreezes(tiny_dataset, store, tmp_path):
     hp = {"linear_probing": True, "pct_to_freeze": 0.0}
-    cfg = make_cfg(tiny_dataset, store, tmp_path, model=BN_MODEL, epochs=1, schedule_epochs=2, hp=hp)
+    cfg = make_cfg(tiny_dataset, store, tmp_path, model=BN_MODEL, epochs=1, schedule_epochs=2, hp=hp,
+                   keep_checkpoint=True)  # fmt: skip
     first = finetune(cfg)
     state1 = torch.load(tmp_path / "ckpt" / first.run_id / "last.pt", weights_only=False)["model"]
     finetune(make_cfg(tiny_dataset, new_store(tmp_path, "s2"), tmp_path, model=BN_MODEL, epochs=2,
-                      schedule_epochs=2, hp=hp))  # fmt: skip
+                      schedule_epochs=2, hp=hp, keep_checkpoint=True))  # fmt: skip
     state2 = torch.load(tmp_path / "ckpt" / first.run_id / "last.pt", weights_only=False)["model"]
     torch.manual_seed(0)
     from metagen.finetune.models import WeightsSource, build_model
@@ -237,7 +241,7 @@ def test_an_exploding_training_loss_is_stored_as_diverged(tiny_dataset, store, t
     monkeypatch.setattr(runner, "train_epoch", exploding)
     result = finetune(make_cfg(tiny_dataset, store, tmp_path, epochs=3))
     assert result.status == "diverged" and result.n_epochs == 1
-    assert "exceeds 100 x ln(4)" in result.message
+    assert "exceeds 100 x ln(4)" in str(result.message)
     c = curve(store, result.run_id)
     assert c["train_loss"].to_list() == [49000.0] and c["eval_top1"].is_not_nan().all()
 
@@ -250,3 +254,20 @@ def test_process_clock_times_epochs_by_cpu_seconds_and_is_recorded(tiny_dataset,
         finetune(make_cfg(tiny_dataset, store, tmp_path, clock="process", num_workers=1))
     with pytest.raises(FinetuneConfigError, match="clock='sundial'"):
         finetune(make_cfg(tiny_dataset, store, tmp_path, clock="sundial"))
+
+
+@pytest.mark.parametrize("blocked", ["store", "checkpoints"])
+def test_unwritable_store_or_checkpoints_fail_before_training(tiny_dataset, store, tmp_path, monkeypatch, blocked):
+    """A read-only store (or checkpoint folder) is an error before any epoch is trained, not after the last."""
+    from metagen.finetune import OutputNotWritableError
+    from tests.factories import read_only
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(runner, "_train_halving_on_oom", no_training)
+    (tmp_path / "ckpt").mkdir()
+    blocked_dir = store if blocked == "store" else tmp_path / "ckpt"
+    with read_only(blocked_dir), pytest.raises(OutputNotWritableError, match="not writable") as e:
+        finetune(make_cfg(tiny_dataset, store, tmp_path))
+    assert ("store" if blocked == "store" else "checkpoint_dir") in str(e.value)

@@ -29,9 +29,11 @@ def test_conversion_keeps_activation_and_is_batchnorm_in_eval():
 
 def test_training_output_per_channel_is_running_or_batch_normalised():
     bn = torch.nn.BatchNorm2d(16)
+    assert bn.running_mean is not None and bn.running_var is not None
     bn.running_mean.normal_()
     bn.running_var.uniform_(0.5, 2.0)
     ref = copy.deepcopy(bn)
+    assert ref.running_mean is not None and ref.running_var is not None
     convert_to_stoch_norm(bn)
     bn.train()
     x = torch.randn(8, 16, 4, 4)
@@ -49,7 +51,7 @@ def test_training_output_per_channel_is_running_or_batch_normalised():
             which.append(1)
     assert 0 < sum(which) < 16  # p = 0.5: both branches occur (16 channels)
     assert not torch.equal(bn.running_mean, ref.running_mean)  # running stats updated as in BatchNorm
-    assert int(bn.num_batches_tracked) == 1
+    assert bn.num_batches_tracked is not None and int(bn.num_batches_tracked) == 1
 
 
 def test_activation_applied_after_mixing():

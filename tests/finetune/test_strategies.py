@@ -34,7 +34,7 @@ def test_regularisers_stochnorm_and_cotuning_train_with_local_weights(tiny_datas
     hp = {"sp_reg": 0.01, "delta_reg": 0.01, "bss_reg": 0.01, "cotuning_reg": 1.0, "stoch_norm": True,
           "smoothing": 0.1, "drop": 0.3, "amp": True}  # fmt: skip
     cfg = make_cfg(tiny_dataset, store, tmp_path, model=BN_MODEL, epochs=1, hp=hp, pretrained="auto",
-                   weights_file=str(weights_file))  # fmt: skip
+                   weights_file=str(weights_file), keep_checkpoint=True)  # fmt: skip
     result = finetune(cfg)
     assert result.status == "ok", result.message
     run = stored(store)
@@ -111,7 +111,9 @@ def test_amp_step_runs_in_float16_scales_the_loss_and_unscales_before_clipping()
     assert dtypes == [torch.float16] and out["diverged"] == 0
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
     assert scaler.get_scale() == 2.0**10  # finite gradients: the step was taken, the scale kept
-    moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=True)))
+    moved = torch.sqrt(
+        torch.stack([((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=True)]).sum()
+    )
     assert float(moved) == pytest.approx(1e-3, rel=1e-2)  # clipped after unscaling: not 2**10 times larger
     _, _, ref, _, ref_dtypes = step(amp=False)
     assert ref_dtypes == [torch.float32]
@@ -120,7 +122,8 @@ def test_amp_step_runs_in_float16_scales_the_loss_and_unscales_before_clipping()
 
 def test_dropout_rate_reaches_the_head():
     built = build_model("edgenext_xx_small.in1k", 3, weights=WeightsSource("random"), img_size=32, drop=0.3)
-    assert built.model.head.drop.p == 0.3
+    head = built.model.head
+    assert isinstance(head, torch.nn.Module) and isinstance(head.drop, torch.nn.Dropout) and head.drop.p == 0.3
 
 
 def test_stoch_norm_changes_training_but_not_evaluation(tiny_dataset, tmp_path):

@@ -43,7 +43,8 @@ def test_validate_exit_code_and_errors(store: Path, capsys: pytest.CaptureFixtur
 def test_module_entry_point_and_no_torch(tmp_path: Path) -> None:
     code = (
         "import sys, metagen.store, metagen.store.cli, metagen.store.reader, metagen.store.synth, "
-        "metagen.store.inspect, metagen.store.card, metagen.search_space; "
+        "metagen.store.inspect, metagen.store.card, metagen.store.quality, metagen.store.pixel_baseline, "
+        "metagen.search_space; "
         "sys.exit(1 if {'torch', 'timm', 'torchvision'} & set(sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "the store must not import torch/timm"

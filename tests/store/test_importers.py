@@ -328,7 +328,8 @@ def test_import_twice_is_a_no_op(tmp_path: Path) -> None:
 def test_non_numeric_curve_value_skips_the_run(tmp_path: Path) -> None:
     runs = dict(QT_RUNS)
     key, args, curves = runs["run_ok"]
-    runs["run_bad"] = (key, args, {**curves, "eval_top1": [10.0, "oops", 30.0]})
+    not_numbers: list[Any] = [10.0, "oops", 30.0]
+    runs["run_bad"] = (key, args, {**curves, "eval_top1": not_numbers})
     write_aggregated(tmp_path / "qt", runs=runs)
     report = import_quicktune(tmp_path / "qt", tmp_path / "store")
     assert report.runs_imported == 4
@@ -594,7 +595,7 @@ QTT_CONFIGS = {
 }  # fmt: skip
 
 QTT_WIDTH = 4
-QTT_CURVES = {  # in percent (the importer detects it: max > 1)
+QTT_CURVES: dict[str, list[float | None]] = {  # in percent (the importer detects it: max > 1)
     "74417154365539438": [10.0, 20.0, 30.0, 40.0],  # full budget: ok
     "2": [50.0, 60.0, None, None],  # stopped after 2: timeout
     "3": [15.0, None, 25.0, None],  # a NaN inside the run: diverged, kept up to epoch 2

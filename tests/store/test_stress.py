@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from metagen.store import StoreReader, compact
 from metagen.store.inspect import validate_store
@@ -31,6 +32,7 @@ def logged(log: Path) -> set[str]:
     return set(log.read_text().split()) if log.exists() else set()
 
 
+@pytest.mark.slow
 def test_concurrent_writers_with_kills(store: Path, tmp_path: Path) -> None:
     logs = [tmp_path / f"w{i}.log" for i in range(N_WORKERS)]
     procs = [spawn(store, i, logs[i]) for i in range(N_WORKERS)]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from metagen.store import StoreReader
 from metagen.store.inspect import store_info, validate_store
@@ -34,6 +35,7 @@ def test_same_seed_same_store(tmp_path: Path) -> None:
     assert not np.array_equal(arrays[0], arrays[2], equal_nan=True)
 
 
+@pytest.mark.slow
 def test_paper_profile_matches_the_paper_sizes(tmp_path: Path) -> None:
     synthesize(tmp_path / "p", "paper", seed=0)
     d = StoreReader(tmp_path / "p").datasets()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import polars as pl
 import pytest
 
 from metagen.store import RunConflictError, StoreReader, ValidationError, compact, layout, write_partition, write_run
+from metagen.store.inspect import validate_store
 from metagen.store.layout import compacted_parts, loose_files, loose_path, temp_files
 from metagen.store.records import run_file_table, split_run_tables
 from tests.factories import make_curve, make_run
@@ -117,3 +119,23 @@ def test_store_kind_cannot_change(tmp_path: Path) -> None:
     layout.create_store(tmp_path / "s", layout.StoreMetadata(name="x", synthetic=True))
     with pytest.raises(Exception, match="synthetic store"):
         layout.create_store(tmp_path / "s", layout.StoreMetadata(name="x"))
+
+
+def test_synthetic_and_measured_runs_never_mix(tmp_path: Path, store: Path) -> None:
+    """write_run / write_partition refuse a run whose source does not fit the store; validate reports one."""
+    with pytest.raises(ValidationError, match="synthetic run in a measured store"):
+        write_run(store, make_run(source="synthetic"), make_curve())
+    runs, curves = split_run_tables(run_file_table(make_run(source="synthetic"), make_curve()))
+    with pytest.raises(ValidationError, match="synthetic run in a measured store"):
+        write_partition(store, runs, curves)
+    assert loose_files(store) == [] and compacted_parts(store) == []
+    synth = tmp_path / "synth"
+    layout.create_store(synth, layout.StoreMetadata(name="s", synthetic=True))
+    with pytest.raises(ValidationError, match="non-synthetic run in a synthetic store"):
+        write_run(synth, make_run(source="metagen"), make_curve())
+    assert write_run(synth, make_run(source="synthetic"), make_curve()) == "written"
+    # a synthetic run that got into a measured store some other way (here: the store's flag was changed)
+    layout.update_metadata(synth, replace(layout.read_metadata(synth), synthetic=False))
+    problems = validate_store(synth)
+    assert [(p.severity, p.run_id) for p in problems] == [("error", "r1")]
+    assert "synthetic run in a measured store" in problems[0].message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surrogates.encoding import MetaFeatureScaler, PipelineEncoder
+from surrogates.encoding import MetaFeatureScaler, PipelineEncoder, _fit_numeric
 from surrogates.folds import paper_splits, split_of
 from tests.surrogates.tiny import NAMES, make_table
 
@@ -78,3 +78,11 @@ def test_paper_splits_hold_every_dataset_out_once_and_are_disjoint():
     assert paper_splits(list(reversed(names))) == splits
     with pytest.raises(ValueError, match="cannot be split"):
         paper_splits(names[:4])
+
+
+def test_zeros_on_a_log_column_fitted_without_zeros_map_one_decade_below_not_to_log0():
+    scale = _fit_numeric(np.array([1e-4, 1e-3, 1e-2]))
+    assert scale.log and scale.offset == 0.0
+    with np.errstate(all="raise"):  # no "divide by zero in log10"
+        out = scale.apply(np.array([0.0, 1e-4, 1e-2, 1e-7]))
+    np.testing.assert_allclose(out, [-0.5, 0.0, 1.0, -0.5])

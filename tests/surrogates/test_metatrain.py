@@ -44,7 +44,9 @@ def test_save_load_round_trip_gives_equal_predictions(trained, tmp_path):
     ctx, query = t.sample(rng, 16), t.sample(rng, 16)
     for a, b in zip(model.perf_model().predict(ctx, query), loaded.perf_model().predict(ctx, query), strict=True):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(model.cost_model().predict(query), loaded.cost_model().predict(query))
+    cost, loaded_cost = model.cost_model(), loaded.cost_model()
+    assert cost is not None and loaded_cost is not None
+    np.testing.assert_array_equal(cost.predict(query), loaded_cost.predict(query))
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):

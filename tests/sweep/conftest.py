@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,9 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def tiny_config(tmp_path: Path, data: Path, cluster: object | None = None, **overrides: object) -> SweepConfig:
+def tiny_config(
+    tmp_path: Path, data: Path, cluster: LocalClusterConfig | SlurmClusterConfig | None = None, **overrides: Any
+) -> SweepConfig:
     """A sweep of 2 datasets x 3 pipelines of the smallest model, 2 epochs at 32 px on one CPU thread."""
     cfg = SweepConfig(
         name=tmp_path.name[-40:],  # its own job name per test
@@ -45,7 +48,7 @@ def tiny_config(tmp_path: Path, data: Path, cluster: object | None = None, **ove
     return replace(cfg, **overrides)
 
 
-def slurm_test_cluster(**overrides: object) -> SlurmClusterConfig:
+def slurm_test_cluster(**overrides: Any) -> SlurmClusterConfig:
     """CPU-only jobs that fit the local test cluster (2 CPUs, no GRES)."""
     c = SlurmClusterConfig(gpus_per_node=0, cpus_per_task=1, mem_gb=1.0, runs_per_job=3, signal_delay_s=30)
     return replace(c, **overrides)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from metagen.sweep.slurm_info import parse_sinfo
 from tests.sweep.conftest import tiny_config
 
 
-def base(**kw: object) -> SweepConfig:
+def base(**kw: Any) -> SweepConfig:
     return replace(SweepConfig(store="/tmp/s", datasets=["/tmp/d"], cluster=SlurmClusterConfig()), **kw)
 
 
@@ -122,3 +123,32 @@ def test_resource_request_against_sinfo() -> None:
     with pytest.raises(SweepConfigError) as e:
         check_slurm_request(replace(ok, partition="short", cpus_per_task=64, mem_gb=100), 75, parts, default)
     assert "at most 16 CPUs" in str(e.value) and "62.5 GB" in str(e.value) and "at most 30 min" in str(e.value)
+
+
+def test_relaunch_with_another_seed_or_plan_is_refused(tmp_path: Path, tiny_data: Path) -> None:
+    """A sweep name keeps its plan: another seed (or version, hub, ...) must not silently replace it."""
+    from metagen.sweep.launch import plan_record
+    from metagen.sweep.record import PlanRecord, write_plan
+
+    cfg = tiny_config(tmp_path, tiny_data, dry_run=True)
+    prep = prepare(cfg)
+    write_plan(cfg.sweep_path(), plan_record(cfg, prep))  # as a launch writes it
+    assert len(prepare(cfg).plan.runs) == 6  # the same command plans the same runs
+    assert len(prepare(replace(cfg, pipelines_per_dataset=4)).plan.runs) == 8  # extending keeps every planned run
+    with pytest.raises(SweepConfigError, match="already has a plan") as e:
+        prepare(replace(cfg, seed=1))
+    msg = str(e.value)
+    assert "6 of its runs are not in the new plan" in msg and "seed: 0 -> 1" in msg
+    assert "name=" in msg and "delete" in msg
+    with pytest.raises(SweepConfigError, match="version: 'micro' -> 'mini'"):
+        prepare(replace(cfg, version="mini"))
+    assert prepare(replace(cfg, seed=1, name="other")).plan.runs  # another name keeps both plans
+    assert len(PlanRecord.read(cfg.sweep_path() / "plan.json").runs) == 6  # the old plan is untouched
+
+
+def test_read_only_store_is_refused_before_planning(tmp_path: Path, tiny_data: Path, store: Path) -> None:
+    from tests.factories import read_only
+
+    cfg = tiny_config(tmp_path, tiny_data, store=str(store), dry_run=True)
+    with read_only(store), pytest.raises(StoreNotWritableError, match="not writable"):
+        prepare(cfg)

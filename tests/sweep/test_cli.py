@@ -31,6 +31,25 @@ def test_dry_run_plans_and_writes_nothing(tmp_path: Path, tiny_data: Path, capsy
     assert list(tmp_path.iterdir()) == []
 
 
+def test_dry_run_plans_without_slurm_commands(
+    tmp_path_factory: pytest.TempPathFactory, tiny_data: Path, capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A machine without SLURM (no sbatch/sinfo/squeue on the PATH) can still plan a cluster=slurm sweep."""
+    monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-bin")))
+    work = tmp_path_factory.mktemp("dry")
+    rc = composed_run(f"store={work / 'store'}", f"datasets=[{tiny_data}]", "dry_run=true", "cluster=slurm",
+                      "cluster.runs_per_job=3", *TINY)  # fmt: skip
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "2 array task(s)" in out and "dry run" in out
+    assert "not on the PATH" in err and "planned without checking" in err
+    assert list(work.iterdir()) == []
+    rc = composed_run(f"store={work / 'store'}", f"datasets=[{tiny_data}]", "cluster=slurm", *TINY)
+    assert rc == 2 and "sbatch/sinfo/squeue are not on the PATH" in capsys.readouterr().err  # a real launch
+    assert list(work.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

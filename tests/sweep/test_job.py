@@ -127,7 +127,7 @@ def test_a_run_requeued_too_often_is_finished_as_timeout(runner: FakeRunner, set
     assert outcome.requeues == settings.max_requeues + 1
     assert runner.configs[-1].cap_s == settings.cap_s  # the run keeps its real cap in the store
     assert runner.finish[-1] == requeue_limit_message(settings.max_requeues + 1, settings.max_requeues)
-    assert "max_requeues=2" in runner.finish[-1]
+    assert "max_requeues=2" in str(runner.finish[-1])
 
 
 def test_a_run_held_by_another_process_is_skipped(runner: FakeRunner, settings: RunSettings) -> None:

@@ -12,9 +12,11 @@ import signal
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from metagen.sweep.config import SweepConfig
 from metagen.sweep.errors import SweepConfigError
 from metagen.sweep.job import read_requeues
 from metagen.sweep.launch import launch, prepare
@@ -48,14 +50,18 @@ def test_small_sweep_runs_as_a_job_array(tmp_path: Path, tiny_data: Path) -> Non
 
 
 def test_impossible_requests_are_refused_before_submitting(tmp_path: Path, tiny_data: Path) -> None:
-    for bad, message in [({"gpus_per_node": 1}, "at most 0 GPUs"), ({"cpus_per_task": 4096}, "CPUs"),
-                         ({"partition": "nope"}, "not a partition")]:  # fmt: skip
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"gpus_per_node": 1}, "at most 0 GPUs"),
+        ({"cpus_per_task": 4096}, "CPUs"),
+        ({"partition": "nope"}, "not a partition"),
+    ]
+    for bad, message in cases:
         with pytest.raises(SweepConfigError, match=message):
             prepare(tiny_config(tmp_path, tiny_data, cluster=slurm_test_cluster(**bad)))
     assert not (tmp_path / "store").exists()
 
 
-def one_run(tmp_path: Path, tiny_data: Path, **kw: object):
+def one_run(tmp_path: Path, tiny_data: Path, **kw: Any) -> SweepConfig:
     return tiny_config(tmp_path, tiny_data, datasets=[str(tiny_data / "shapes_a")], pipelines_per_dataset=1,
                        epochs=10, **kw)  # fmt: skip
 
@@ -84,6 +90,7 @@ def test_killed_job_is_finished_by_a_relaunch(tmp_path: Path, tiny_data: Path) -
     wait_until(lambda: has_checkpoint(cfg.checkpoint_path(), run_id), 180, "the first epoch checkpoint")
     # a hard kill (node failure, OOM killer): `scancel --signal=KILL` would be a normal cancel, whose SIGTERM
     # submitit ignores until SIGKILL comes KillWait (30 s) later; kill the job's python at once instead
+    assert report.folder is not None
     (task,) = job_pids(report.folder)
     os.kill(task, signal.SIGKILL)
     job._results_timeout_s = 1  # submitit waits 15 s for the result file of a job that ended without one
@@ -94,5 +101,5 @@ def test_killed_job_is_finished_by_a_relaunch(tmp_path: Path, tiny_data: Path) -
     again = launch(replace(cfg, cluster=slurm_test_cluster(wait=True)), progress=False)
     assert again.errors == []
     (outcome,) = again.outcomes
-    assert outcome.status == "ok" and outcome.resumed_from_epoch >= 1 and outcome.wrote_store, outcome
+    assert outcome.status == "ok" and (outcome.resumed_from_epoch or 0) >= 1 and outcome.wrote_store, outcome
     assert_clean_store(Path(cfg.store), {run_id}, epochs=10)

@@ -79,8 +79,13 @@ def _x_cross() -> Layers:
     return [(arm @ np.array([[c, s], [-s, c]]), fill) for arm, fill in _FIXED["plus"]()]
 
 
+def _ignoring_rng(make: Callable[[], Layers]) -> Callable[[np.random.Generator], Layers]:
+    """A fixed shape as a shape maker (which takes the random generator)."""
+    return lambda rng: make()
+
+
 SHAPES: dict[str, Callable[[np.random.Generator], Layers]] = {
-    **{name: (lambda rng, f=f: f()) for name, f in _FIXED.items()},
+    **{name: _ignoring_rng(f) for name, f in _FIXED.items()},
     "ellipse": _ellipse,
     "rectangle": _rectangle,
     "x_cross": lambda rng: _x_cross(),

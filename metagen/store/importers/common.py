@@ -354,7 +354,7 @@ def finish_run(
     source_id: str,
     dataset_key: str,
     fields: dict[str, Any],
-    curve: dict[str, list[float]],
+    curve: Mapping[str, list[float]],
     *,
     max_epochs: int,
     diverged: bool = False,
@@ -380,14 +380,14 @@ def finish_run(
     n = len(curve["eval_top1"])
     first_nan = _first_nan(curve, n)
     if first_nan is not None:
-        curve = {k: v[: first_nan + 1] for k, v in curve.items()}
         n = first_nan + 1
     if n == 0:
         raise SkipRun("the curve has no epochs")
-    curve["peak_memory"] = [None] * (n - 1) + [peak_memory]
+    columns: dict[str, list[Any]] = {k: v[:n] for k, v in curve.items()}  # a copy: the caller's dict stays as it was
+    columns["peak_memory"] = [None] * (n - 1) + [peak_memory]
     status, message = _status(n, max_epochs, diverged, first_nan)
     fields = {**fields, "n_epochs": n, "max_epochs": max_epochs, "status": status, "status_message": message}
-    return ImportedRun(source_id, dataset_key, fields, curve)
+    return ImportedRun(source_id, dataset_key, fields, columns)
 
 
 def _first_nan(curve: Mapping[str, list[float]], n: int) -> int | None:

@@ -58,6 +58,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,7 @@ def import_quicktune(src: str | Path, dest: str | Path, name: str | None = None)
     src = Path(src)
     report = ImportReport(source=str(src))
     layout, base, versions = _detect_layout(src)
-    deviations = DEVIATIONS
+    deviations: tuple[str, ...] = DEVIATIONS
     if layout == "raw":
         runs = [r for v in versions for r in _read_raw_version(src, v, report)]
         deviations += RAW_DEVIATIONS
@@ -273,10 +274,10 @@ def _check_run_ids(directory: Path, curves: dict[str, Any], args: dict[str, Any]
     for name in REQUIRED_CURVES[1:]:
         got = {(key, run) for key, runs in curves[name].items() for run in runs}
         if got != expected:
-            diff = sorted(got ^ expected)[:5]
+            pair_diff = sorted(got ^ expected)[:5]
             raise ImportSourceError(
                 f"{directory / (name + '.json')} and {directory / 'eval_top1.json'} hold different runs "
-                f"(e.g. {diff}); the files must come from one aggregation"
+                f"(e.g. {pair_diff}); the files must come from one aggregation"
             )
     runs = Counter(run for _, run in pairs)
     twice = sorted(r for r, n in runs.items() if n > 1)
@@ -422,7 +423,7 @@ def _qt_run(
     key: str,
     run: str,
     args: dict[str, Any],
-    values: dict[str, list[Any] | None],
+    values: Mapping[str, list[Any] | None],
     meta: MetaTable | None,
     filled: Counter[str],
 ) -> ImportedRun:
@@ -458,7 +459,7 @@ def _qt_run(
     )
 
 
-def _curve(values: dict[str, list[Any] | None]) -> dict[str, list[float]]:
+def _curve(values: Mapping[str, list[Any] | None]) -> dict[str, list[float]]:
     """Store curve columns from Quick-Tune curves (percent -> fraction; absent curves left out)."""
     out = {}
     for name, column in STORE_COLUMN.items():
