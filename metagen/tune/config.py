@@ -79,7 +79,7 @@ class TuneConfig:
         checkpoint_dir: checkpoints of the session's runs (``None`` = ``<store>.checkpoints``).
         cache_dir: cache of meta-trained surrogates (keyed by the meta_store's content).
         meta_iterations: meta-training steps of Quick-Tune's surrogates.
-        schedule: refit schedule of the GP methods (``fast``, ``default``, ``reference``).
+        schedule: refit schedule of the GP methods (``None`` = the method's own, ``reference``).
         progress_s: seconds between progress lines while nothing finishes.
         slurm_partition, slurm_time_min, slurm_cpus: SLURM job settings (cluster=slurm).
     """
@@ -108,7 +108,7 @@ class TuneConfig:
     checkpoint_dir: str | None = None
     cache_dir: str = "out/tune-cache"
     meta_iterations: int = 2000
-    schedule: str = "fast"
+    schedule: str | None = None
     progress_s: float = 30.0
     slurm_partition: str | None = None
     slurm_time_min: int = 60

@@ -288,7 +288,7 @@ def build_optimizer(p: Prepared, progress: bool = False) -> Optimizer:
     (or loaded from ``cache_dir``, keyed by the meta_store's content)."""
     s = spec(p.cfg.method)
     options: dict[str, Any] = {}
-    if s.target in _GP:
+    if s.target in _GP and p.cfg.schedule is not None:
         options["schedule"] = p.cfg.schedule
     if s.target == _QT and s.options.get("meta_learn", True):
         from surrogates.metatrain import MetaTrainConfig, load_or_meta_train
