@@ -53,7 +53,7 @@ class SlurmWorld:
     def __init__(self, folder: Path, partition: str | None, time_min: int, cpus: int, job_name: str):
         from submitit import SlurmExecutor
 
-        from metagen.sweep.executors import sbatch_parameters
+        from metagen.slurm import sbatch_parameters
 
         self.executor = SlurmExecutor(folder=Path(folder) / "%j", max_num_timeout=0)
         self.executor.update_parameters(
