@@ -370,8 +370,8 @@ class _Loop:
             results.append(EpochResult(i, r.epoch, r.value, r.cost, bool(last)))
         if not results and (error or status is not None):  # nothing trained and nothing more to train
             results.append(EpochResult(i, int(self.highest[i]) + 1, math.nan, 0.0, True))
-        for r in results:
-            self.opt.on_epoch(r)
+        for res in results:
+            self.opt.on_epoch(res)
         self.opt.tell(ask, results)
         for r in new:
             self.curves[i, r.epoch - 1] = r.value

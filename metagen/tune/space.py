@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def inspect_meta_store(path: str, version: str | None, search_space: str | None)
         datasets=tuple(sorted(set(runs["dataset"].to_list()))),
         models=tuple(sorted(models)),
         space=space,
-        max_epochs=int(runs["n_epochs"].max()),
+        max_epochs=max(int(n) for n in runs["n_epochs"].to_list()),
         schedule_epochs=int(_majority([e.get("schedule_epochs") for e in extras], 50)),
         img_size=_majority([e.get("img_size") for e in extras], None),
         random_init=random_init,
@@ -179,7 +180,7 @@ def sample_candidates(
 
 
 def search_view(
-    candidates: list[Candidate], dataset_name: str, version: str, max_epochs: int, meta: dict[str, float],
+    candidates: list[Candidate], dataset_name: str, version: str, max_epochs: int, meta: Mapping[str, float],
     models: list[str],
 ) -> SearchView:  # fmt: skip
     """The optimizer's view of the candidates, encoded like a store's runs (columns aligned by name later)."""

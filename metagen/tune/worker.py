@@ -114,7 +114,7 @@ def run_step(spec: dict[str, Any]) -> StepOutcome:
     stop_file = spec.get("stop_file")
 
     def should_stop() -> bool:
-        return bool(stop_file) and os.path.exists(stop_file)
+        return stop_file is not None and os.path.exists(stop_file)
 
     try:
         finetune(FinetuneConfig(**spec["finetune"]), should_stop=should_stop, stop_after_epoch=int(spec["target"]))
