@@ -28,8 +28,13 @@ LEAVES = (
 )
 """Modules that import nothing of ours."""
 
+APPLICATION = ("metagen.tune",)
+"""Top-layer modules exempt from their package's direction rule: live tuning joins the benchmark's optimizers
+(``benchmark``, ``surrogates``) and the finetuning runner (``metagen.finetune``); nothing imports them."""
+
 FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     ("metagen", ("benchmark", "benchmarks", "surrogates")),
+    ("metagen.tune", ("benchmarks",)),
     ("surrogates", ("benchmark", "benchmarks", "metagen.finetune", "metagen.sweep", "metagen.datasets")),
     ("benchmark", ("benchmarks", "metagen.finetune", "metagen.sweep", "metagen.datasets")),
     ("metagen.store", ("metagen.finetune", "metagen.sweep", "metagen.hub", "metagen._timm")),
@@ -131,11 +136,17 @@ def test_import_directions(importer: str, forbidden: tuple[str, ...]) -> None:
     bad = sorted(
         f"{m} -> {t}"
         for m, targets in GRAPH.items()
-        if _under(m, importer)
+        if _under(m, importer) and not any(_under(m, a) and not _under(importer, a) for a in APPLICATION)
         for t in targets
         if any(_under(t, f) for f in forbidden)
     )
     assert not bad, f"imports against docs/architecture.md: {bad}"
+
+
+def test_nothing_imports_the_application_layer() -> None:
+    bad = sorted(f"{m} -> {t}" for m, ts in GRAPH.items() for t in ts
+                 if any(_under(t, a) and not _under(m, a) for a in APPLICATION))  # fmt: skip
+    assert not bad, f"the application layer {APPLICATION} is imported by: {bad}"
 
 
 def test_leaf_modules_import_nothing_of_ours() -> None:

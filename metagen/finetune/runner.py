@@ -197,7 +197,9 @@ class _Run:
             built.source_head.to(self.device)
         return built
 
-    def run(self, batch_size: int, state: dict[str, Any] | None, should_stop: StopFn | None) -> _Outcome:
+    def run(
+        self, batch_size: int, state: dict[str, Any] | None, should_stop: StopFn | None, stop_after: int | None = None
+    ) -> _Outcome:
         cfg, hps, device = self.cfg, self.hps, self.device
         built = self.build()
         model = built.model
@@ -340,7 +342,9 @@ class _Run:
                     },
                 },
             )
-            if should_stop is not None and epoch + 1 < cfg.epochs and should_stop():
+            if epoch + 1 < cfg.epochs and (
+                (stop_after is not None and epoch + 1 >= stop_after) or (should_stop is not None and should_stop())
+            ):
                 raise Interrupted(self.run_id, epoch + 1)
             if cfg.cap_s is not None and elapsed >= cfg.cap_s and epoch + 1 < cfg.epochs:
                 status, message = "timeout", f"wall-clock cap of {cfg.cap_s} s reached after epoch {epoch + 1}"
@@ -381,7 +385,11 @@ def _saved_curve(ck_dir: Path, fingerprint: dict[str, Any]) -> list[dict[str, An
 
 
 def _train_halving_on_oom(
-    attempt: _Run, batch_size: int, state: dict[str, Any] | None, should_stop: StopFn | None
+    attempt: _Run,
+    batch_size: int,
+    state: dict[str, Any] | None,
+    should_stop: StopFn | None,
+    stop_after: int | None = None,
 ) -> _Outcome:
     """Train the run; on out-of-memory halve the batch size and restart, down to ``min_batch_size``.
 
@@ -390,7 +398,7 @@ def _train_halving_on_oom(
     cfg = attempt.cfg
     while True:
         try:
-            return attempt.run(batch_size, state, should_stop)
+            return attempt.run(batch_size, state, should_stop, stop_after)
         except Interrupted:
             raise
         except Exception as e:
@@ -412,6 +420,7 @@ def finetune(
     cfg: FinetuneConfig,
     should_stop: StopFn | None = None,
     finish_as_timeout: str | None = None,
+    stop_after_epoch: int | None = None,
     on_epoch: EpochFn | None = None,
 ) -> FinetuneResult:
     """Finetune one pipeline on one dataset and write the run into the store (see the module doc).
@@ -422,13 +431,17 @@ def finetune(
         finish_as_timeout: when given, do not train: write the run as ``timeout`` with the curve of its last
             checkpoint (empty if none) and this reason as its message, keeping ``cfg.cap_s`` as its cap. A
             checkpoint that already holds the whole budget is written as ``ok`` instead.
+        stop_after_epoch: train the ``cfg.epochs`` budget (and its schedule) but stop once this epoch is
+            checkpointed, raising Interrupted without writing the run (freeze-thaw steps of ``metagen.tune``);
+            at or beyond ``cfg.epochs`` it changes nothing.
         on_epoch: called with each epoch's curve row (``epoch``, ``train_loss``, ``eval_top1``, times, ...) as
             soon as it is trained (the command line prints a line per epoch with it).
 
     Raises:
         FinetuneConfigError (ValueError): unknown model, bad hyperparameter or setting, incompatible checkpoint.
         FileNotFoundError subclasses: missing dataset or store, pretrained weights unavailable.
-        Interrupted: ``should_stop()`` returned True (the last completed epoch's checkpoint is on disk).
+        Interrupted: ``should_stop()`` returned True, or ``stop_after_epoch`` was reached (the last completed
+            epoch's checkpoint is on disk).
     """
     t_start = time.monotonic()
     model_name, hps = resolve_pipeline(cfg)
@@ -477,7 +490,7 @@ def finetune(
         outcome = _Outcome("timeout", curve, finish_as_timeout, batch_size, len(curve) if state else None)
     else:
         with _torch_settings(cfg, device):
-            outcome = _train_halving_on_oom(attempt, batch_size, state, should_stop)
+            outcome = _train_halving_on_oom(attempt, batch_size, state, should_stop, stop_after_epoch)
     run = run_row(
         run_id=run_id,
         pipeline=pipeline_id(model_name, hps),
