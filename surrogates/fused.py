@@ -92,18 +92,18 @@ class _DyHPOKernel:
         self.tracked = 0
         self.hidden = ext.fc1.out_features
 
-    def forward(self, w: list[torch.Tensor]) -> torch.Tensor:
-        w1, b1, gamma, beta, wc, bc, w2, b2 = w
+    def forward(self, w: list[torch.Tensor], wt: list[torch.Tensor]) -> torch.Tensor:
+        _, b1, gamma, beta, _, bc, _, b2 = w
         bn = self.ext.bn
-        self.h1 = torch.addmm(b1, self.x1, w1.T)
+        self.h1 = torch.addmm(b1, self.x1, wt[0])
         self.h2, self.mean, self.invstd = torch.native_batch_norm(
             self.h1, gamma, beta, self.running[0], self.running[1], True, float(bn.momentum or 0.0), bn.eps
         )
         self.tracked += 1
-        conv = torch.matmul(self.win, wc.view(wc.shape[0], 3).T)  # (B, L, C)
+        conv = torch.matmul(self.win, wt[4])  # (B, L, C)
         top, self.idx = conv.max(1)  # (B, C)
         self.h = torch.cat([nn.functional.leaky_relu(self.h2), top + bc], dim=1)
-        self.out = torch.addmm(b2, self.h, w2.T)
+        self.out = torch.addmm(b2, self.h, wt[6])
         return nn.functional.leaky_relu(self.out)
 
     def backward(self, dz: torch.Tensor, w: list[torch.Tensor], g: list[torch.Tensor]) -> None:
@@ -155,15 +155,15 @@ class _QuickTuneKernel:
         self.dropout = cc.dropout
         self.hidden = ext.model_encoder[0].out_features
 
-    def forward(self, w: list[torch.Tensor]) -> torch.Tensor:
-        wm1, bm1, wm2, bm2, wh1, bh1, wh2, bh2, wc1, bc1, wc2, bc2, wf, bf, wo, bo = w[:16]
+    def forward(self, w: list[torch.Tensor], wt: list[torch.Tensor]) -> torch.Tensor:
+        _, bm1, _, bm2, _, bh1, _, bh2, _, bc1, _, bc2, _, bf, _, bo = w[:16]
         n, ch, half = self.xm.shape[0], self.channels, self.pooled
-        self.m1 = torch.addmm(bm1, self.xm, wm1.T).relu_()
-        self.p1 = torch.addmm(bh1, self.xh, wh1.T).relu_()
+        self.m1 = torch.addmm(bm1, self.xm, wt[0]).relu_()
+        self.p1 = torch.addmm(bh1, self.xh, wt[4]).relu_()
         # curve encoder, channels last: conv1 (B, E, C) -> relu -> conv2 over windows -> max-pool(2)
-        self.c1 = torch.addmm(bc1, self.win.view(-1, 3), wc1.view(ch, 3).T).view(n, -1, ch).relu_()
+        self.c1 = torch.addmm(bc1, self.win.view(-1, 3), wt[8]).view(n, -1, ch).relu_()
         self.win2 = _windows_channels(self.c1)  # (B, E, C*3)
-        c2 = torch.addmm(bc2, self.win2.view(-1, 3 * ch), wc2.view(ch, 3 * ch).T).view(n, -1, ch)
+        c2 = torch.addmm(bc2, self.win2.view(-1, 3 * ch), wt[10]).view(n, -1, ch)
         pool, self.pool_idx = c2[:, : 2 * half].view(n, half, 2, ch).max(2)  # (B, E//2, C)
         pool = pool.transpose(1, 2)  # (B, C, E//2), torch's layout
         if self.dropout.training and self.dropout.p > 0:
@@ -173,12 +173,12 @@ class _QuickTuneKernel:
         else:
             self.scale = None
         self.flat = pool.reshape(n, -1).relu_()
-        self.f = torch.addmm(bf, self.flat, wf.T).relu_()
-        parts = [torch.addmm(bm2, self.m1, wm2.T), torch.addmm(bh2, self.p1, wh2.T), self.budget, self.f]
+        self.f = torch.addmm(bf, self.flat, wt[12]).relu_()
+        parts = [torch.addmm(bm2, self.m1, wt[2]), torch.addmm(bh2, self.p1, wt[6]), self.budget, self.f]
         if len(w) > 16:
-            parts.append(torch.addmm(w[17], self.meta, w[16].T))
+            parts.append(torch.addmm(w[17], self.meta, wt[16]))
         self.h = torch.cat(parts, dim=1)
-        self.out = torch.addmm(bo, self.h, wo.T)
+        self.out = torch.addmm(bo, self.h, wt[14])
         return nn.functional.leaky_relu(self.out)
 
     def backward(self, dz: torch.Tensor, w: list[torch.Tensor], g: list[torch.Tensor]) -> None:
@@ -257,6 +257,8 @@ class FusedFit:
         self.flat = _Flat(self.kernel.params + hyper)
         n_net = len(self.kernel.params)
         self.net_values, self.net_grads = self.flat.values[:n_net], self.flat.grads[:n_net]
+        # weights as (out, in) matrices, transposed once: views of the flat buffer stay valid across updates
+        self.net_t = [v.view(v.shape[0], -1).t() if v.dim() > 1 else v for v in self.net_values]
         width = sum(p.numel() for p in hyper)
         if width != 4:
             raise TypeError("the GP hyperparameters must be 4 scalars")
@@ -277,7 +279,7 @@ class FusedFit:
         raw = self.raw
         hyper = torch.where(self.softplus, nn.functional.softplus(raw), raw) + self.floor
         c, s, ls, v = hyper.tolist()
-        z = self.kernel.forward(self.net_values)
+        z = self.kernel.forward(self.net_values, self.net_t)
         loss, saved = exact_nll(z, self.y, c, s, ls, v)
         d_z, d_hyper = exact_nll_backward(saved)
         torch.mul(d_hyper, torch.where(self.softplus, torch.sigmoid(raw), 1.0), out=self.raw_grad)
@@ -296,8 +298,9 @@ class FusedFit:
         Returns the last loss; a non-finite last loss leaves the model untouched (as does an exception).
         """
         last = math.nan
-        for _ in range(epochs):
-            last = self.step()
+        with torch.inference_mode():  # no autograd bookkeeping (version counters, view tracking)
+            for _ in range(epochs):
+                last = self.step()
         if math.isfinite(last):
             self.flat.write_back()
             self.kernel.finish()

@@ -99,7 +99,8 @@ def exact_nll(z: torch.Tensor, y: torch.Tensor, c: Scalar, s: Scalar, ls: Scalar
     n = z.shape[0]
     zs = z / ls
     zc = zs - zs.mean(0, keepdim=True)
-    kf = sq_dist(zc, zc, torch.zeros_like(zc[:1]))
+    sq = (zc * zc).sum(1, keepdim=True)
+    kf = torch.addmm(sq, zc, zc.T, alpha=-2.0).add_(sq.T).clamp_min_(0.0)  # sq_dist(zc, zc, 0)
     kf.diagonal().zero_()
     kf.mul_(-0.5).exp_().mul_(s)
     k = kf.clone()
