@@ -13,7 +13,8 @@ gpytorch's generic lazy-tensor path (``surrogates.gp_gpytorch`` keeps that path 
 as the baseline of ``benchmarks/quicktune_bench.py``). Prediction solves only the diagonal of the
 predictive covariance. Everything runs in float32, as gpytorch does with float32 inputs; a kernel
 matrix that is not positive definite gets gpytorch's jitter (1e-6, 1e-5, 1e-4 on the diagonal)
-before the fit gives up.
+before the fit gives up. :meth:`DeepKernelGP.fit` runs ``surrogates.fused.FusedFit`` (the same steps with
+the extractor's backward written out and one flat fused Adam) for the DyHPO and Quick-Tune networks.
 """
 
 from __future__ import annotations
