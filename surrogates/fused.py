@@ -45,6 +45,16 @@ def supports(model: nn.Module) -> bool:
     return type(ext) in _KERNELS
 
 
+def _softplus(x: float) -> float:
+    """``torch.nn.functional.softplus`` (beta 1, threshold 20) of a float."""
+    return x if x > 20.0 else math.log1p(math.exp(x))
+
+
+def _sigmoid(x: float) -> float:
+    """The softplus' derivative."""
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
 def _leaky_backward(grad: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
     return torch.ops.aten.leaky_relu_backward(grad, pre, _LEAKY, False)
 
@@ -114,12 +124,11 @@ class _DyHPOKernel:
         torch.sum(d_out, 0, out=gb2)
         dh = d_out @ w[6]
         d_h2 = _leaky_backward(dh[:, : self.hidden], self.h2)
-        d_h1, d_gamma, d_beta = torch.ops.aten.native_batch_norm_backward(
+        d_h1 = torch.empty_like(self.h1)
+        torch.ops.aten.native_batch_norm_backward.out(
             d_h2, self.h1, w[2], self.running[0], self.running[1], self.mean, self.invstd, True,
-            self.ext.bn.eps, [True, True, True],
+            self.ext.bn.eps, [True, True, True], out0=d_h1, out1=ggamma, out2=gbeta,
         )  # fmt: skip
-        ggamma.copy_(d_gamma)
-        gbeta.copy_(d_beta)
         torch.mm(d_h1.T, self.x1, out=gw1)
         torch.sum(d_h1, 0, out=gb1)
         d_top = dh[:, self.hidden :]  # (B, C)
@@ -265,25 +274,28 @@ class FusedFit:
             raise TypeError("the GP hyperparameters must be 4 scalars")
         self.raw = self.flat.value[-4:]
         self.raw_grad = self.flat.grad[-4:]
-        self.softplus = torch.tensor([False, True, True, True])
-        self.floor = torch.tensor([0.0, 0.0, 0.0, float(noise.raw_noise_constraint.lower_bound)], dtype=self.raw.dtype)
+        self.floors = (0.0, 0.0, float(noise.raw_noise_constraint.lower_bound))  # outputscale, lengthscale, noise
         self.y = batch.y
         self.lr = float(lr)
         self.exp_avg = torch.zeros_like(self.flat.value)
         self.exp_avg_sq = torch.zeros_like(self.flat.value)
         self.step_count = torch.zeros((), dtype=torch.float32)
 
-    def step(self) -> float:
-        """One Adam step; returns the loss before the update (raises ``RuntimeError`` on a non-PD kernel)."""
+    def step(self, with_loss: bool = True) -> torch.Tensor | None:
+        """One Adam step; returns the loss before the update (``None`` unless ``with_loss``).
+
+        Raises ``RuntimeError`` (:class:`surrogates.gp.NotPositiveDefiniteError`) on a non-PD kernel matrix.
+        """
         from surrogates.gp import exact_nll, exact_nll_backward
 
-        raw = self.raw
-        hyper = torch.where(self.softplus, nn.functional.softplus(raw), raw) + self.floor
-        c, s, ls, v = hyper.tolist()
+        # gpytorch's constraints in Python: mean raw; softplus(raw) (+ 1e-4 for the noise) for the others
+        raw = self.raw.tolist()
+        c, s, ls, v = raw[0], *(_softplus(r) + f for r, f in zip(raw[1:], self.floors, strict=True))
         z = self.kernel.forward(self.net_values, self.net_t)
-        loss, saved = exact_nll(z, self.y, c, s, ls, v)
+        loss, saved = exact_nll(z, self.y, c, s, ls, v, with_loss)
         d_z, d_hyper = exact_nll_backward(saved)
-        torch.mul(d_hyper, torch.where(self.softplus, torch.sigmoid(raw), 1.0), out=self.raw_grad)
+        dsoft = torch.tensor([1.0] + [_sigmoid(r) for r in raw[1:]], dtype=self.raw.dtype)
+        torch.mul(d_hyper, dsoft, out=self.raw_grad)
         self.kernel.backward(d_z, self.net_values, self.net_grads)
         self.step_count += 1
         torch._fused_adam_(
@@ -298,10 +310,12 @@ class FusedFit:
 
         Returns the last loss; a non-finite last loss leaves the model untouched (as does an exception).
         """
-        last = math.nan
+        if epochs <= 0:
+            return math.nan
         with torch.inference_mode():  # no autograd bookkeeping (version counters, view tracking)
-            for _ in range(epochs):
-                last = self.step()
+            for i in range(epochs):  # the loss itself is only returned: computed at the last step
+                loss = self.step(with_loss=i == epochs - 1)
+            last = float(loss)  # type: ignore[arg-type]
         if math.isfinite(last):
             self.flat.write_back()
             self.kernel.finish()

@@ -89,13 +89,16 @@ Scalar = float | torch.Tensor
 """A GP hyperparameter: a Python float (fused fit) or a 0-dim tensor (autograd)."""
 
 
-def exact_nll(z: torch.Tensor, y: torch.Tensor, c: Scalar, s: Scalar, ls: Scalar, v: Scalar) -> tuple[Any, tuple]:
+def exact_nll(
+    z: torch.Tensor, y: torch.Tensor, c: Scalar, s: Scalar, ls: Scalar, v: Scalar, with_loss: bool = True
+) -> tuple[Any, tuple]:
     """Negative exact marginal log-likelihood per point of an RBF GP, and what its backward needs.
 
     Inputs: features ``z`` ``(N, k)``, targets ``y`` ``(N,)`` and the scalars mean ``c``, outputscale
     ``s``, lengthscale ``l``, noise ``v``. With ``K = s exp(-|z_i - z_j|^2 / (2 l^2)) + v I = L L^T``
     and ``a = K^-1 (y - c)``: ``loss = (0.5 (y - c)^T a + sum log diag L + 0.5 N log 2 pi) / N``
-    (a 0-dim tensor). Raises :class:`NotPositiveDefiniteError` if ``K`` stays indefinite.
+    (a 0-dim tensor; ``None`` with ``with_loss=False``, when only the gradient is needed). Raises
+    :class:`NotPositiveDefiniteError` if ``K`` stays indefinite.
     """
     n = z.shape[0]
     zs = z / ls
@@ -109,8 +112,11 @@ def exact_nll(z: torch.Tensor, y: torch.Tensor, c: Scalar, s: Scalar, ls: Scalar
     chol = safe_cholesky(k)
     r = (y - c).unsqueeze(1)
     alpha = torch.cholesky_solve(r, chol).squeeze(1)
+    saved = (zc, kf, chol, alpha, s, ls)
+    if not with_loss:
+        return None, saved
     loss = (0.5 * (r.squeeze(1) @ alpha) + chol.diagonal().log().sum() + 0.5 * n * _LOG_2PI) / n
-    return loss, (zc, kf, chol, alpha, s, ls)
+    return loss, saved
 
 
 def exact_nll_backward(saved: tuple, grad: Scalar = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
