@@ -14,7 +14,7 @@ number of Adam steps.
 1. Meta-training time per iteration (fold 0 of the version's paper split, default config), new vs old,
    from ``--meta-iterations`` iterations (validation included), fastest of ``--repeats`` interleaved runs.
 2. One Adam step of a fit (loss, backward, update; the fit's set-up amortised over 30 steps) at 10, 50,
-   150 and 500 observations, new vs old (fastest of 2 interleaved fits of 30 steps; the main job's
+   150 and 500 observations, new vs old (fastest of ``--step-repeats`` interleaved fits of 30 steps; the main job's
    replays fit at 2 to ~100 observations, where framework overhead dominates).
 3. One BO step (ask = refit + predicting 300 candidates + acquisition, plus tell) with 300 candidates
    and 500 observed epochs (100 pipelines x 5 epochs), at the reference refit schedule: a refine
@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--reset-steps", type=int, default=1, help="measured reset steps per method and code")
     parser.add_argument("--meta-iterations", type=int, default=300, help="meta-training iterations timed per code")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved meta-training runs per code (fastest)")
+    parser.add_argument("--step-repeats", type=int, default=3, help="interleaved 30-step fits per code and size")
     parser.add_argument("--skip-meta", action="store_true", help="do not time meta-training")
     parser.add_argument("--skip-steps", action="store_true", help="do not time BO steps")
     args = parser.parse_args()
@@ -172,7 +173,7 @@ def main() -> None:
     for method in ("dyhpo", "quicktune"):
         for n_obs in (10, 50, 150, 500):
             ms = {"old": np.inf, "new": np.inf}
-            for _ in range(2):
+            for _ in range(args.step_repeats):
                 for name in ms:
                     opt = build(method, name)
                     observe(opt, values)
