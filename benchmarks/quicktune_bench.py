@@ -1,21 +1,25 @@
-"""Speed of the deep-kernel GP surrogates (DyHPO, Quick-Tune): the lean likelihood vs the previous gpytorch path.
+"""Speed of the deep-kernel GP surrogates (DyHPO, Quick-Tune): the current code vs the previous gpytorch path.
 
     .venv/bin/python -m benchmarks.quicktune_bench [--store stores/qt-cpu10 --version cpu10]
         [--refine-steps 3] [--reset-steps 1] [--meta-iterations 300]
 
 Everything runs in this one process with 1 torch thread, new and old interleaved, so the printed
-ratios compare the two implementations under the same load:
+ratios compare the two implementations under the same load. "new" is ``surrogates.gp.DeepKernelGP``:
+fits run ``surrogates.fused.FusedFit`` (hand-written forward/backward of the extractor and of the
+exact-GP likelihood, one fused Adam over a flat parameter buffer), meta-training runs autograd through
+the lean likelihood. "old" is ``surrogates.gp_gpytorch.GpytorchDeepKernelGP``: gpytorch's exact GP,
+autograd and single-tensor Adam, as this project was before issue 13. Same model, same weights, same
+number of Adam steps.
 
 1. Meta-training time per iteration (fold 0 of the version's paper split, default config), new vs old,
    from ``--meta-iterations`` iterations (validation included), fastest of ``--repeats`` interleaved runs.
-2. One Adam step of a fit (loss, backward, update) at 10, 50, 150 and 500 observations, new vs old
-   (fastest of 2 interleaved runs of 30 steps; the main job's replays fit at tens of observations,
-   where framework overhead dominates).
+2. One Adam step of a fit (loss, backward, update; the fit's set-up amortised over 30 steps) at 10, 50,
+   150 and 500 observations, new vs old (fastest of ``--step-repeats`` interleaved fits of 30 steps; the main job's
+   replays fit at 2 to ~100 observations, where framework overhead dominates).
 3. One BO step (ask = refit + predicting 300 candidates + acquisition, plus tell) with 300 candidates
    and 500 observed epochs (100 pipelines x 5 epochs), at the reference refit schedule: a refine
-   step (50 Adam steps) and a reset step (1,000 Adam steps), fastest of the measured steps of the new code
-   (``surrogates.gp.DeepKernelGP``) and of the old one (``surrogates.gp_gpytorch.GpytorchDeepKernelGP``:
-   gpytorch's exact GP and single-tensor Adam, as before), and the speed-up.
+   step (50 Adam steps) and a reset step (1,000 Adam steps), fastest of the measured steps of each
+   implementation, and the speed-up.
 
 New and old alternate, and the fastest measurement of each is reported: on a shared machine the
 fastest is the one least disturbed by other load.
@@ -122,6 +126,7 @@ def main() -> None:
     parser.add_argument("--reset-steps", type=int, default=1, help="measured reset steps per method and code")
     parser.add_argument("--meta-iterations", type=int, default=300, help="meta-training iterations timed per code")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved meta-training runs per code (fastest)")
+    parser.add_argument("--step-repeats", type=int, default=3, help="interleaved 30-step fits per code and size")
     parser.add_argument("--skip-meta", action="store_true", help="do not time meta-training")
     parser.add_argument("--skip-steps", action="store_true", help="do not time BO steps")
     args = parser.parse_args()
@@ -166,7 +171,7 @@ def main() -> None:
     for method in ("dyhpo", "quicktune"):
         for n_obs in (10, 50, 150, 500):
             ms = {"old": np.inf, "new": np.inf}
-            for _ in range(2):
+            for _ in range(args.step_repeats):
                 for name in ms:
                     opt = build(method, name)
                     observe(opt, values)

@@ -13,7 +13,8 @@ gpytorch's generic lazy-tensor path (``surrogates.gp_gpytorch`` keeps that path 
 as the baseline of ``benchmarks/quicktune_bench.py``). Prediction solves only the diagonal of the
 predictive covariance. Everything runs in float32, as gpytorch does with float32 inputs; a kernel
 matrix that is not positive definite gets gpytorch's jitter (1e-6, 1e-5, 1e-4 on the diagonal)
-before the fit gives up.
+before the fit gives up. :meth:`DeepKernelGP.fit` runs ``surrogates.fused.FusedFit`` (the same steps with
+the extractor's backward written out and one flat fused Adam) for the DyHPO and Quick-Tune networks.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any, ClassVar
 import gpytorch
 import numpy as np
 import torch
-from linear_operator.utils.errors import NanError, NotPSDError
 from torch import nn
 
 from surrogates.data import Batch
@@ -39,16 +39,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 class NotPositiveDefiniteError(RuntimeError):
     """The kernel matrix stayed indefinite after the largest jitter."""
-
-
-NUMERICAL_ERRORS: tuple[type[Exception], ...] = (
-    NotPositiveDefiniteError,
-    torch.linalg.LinAlgError,
-    NotPSDError,
-    NanError,
-)
-"""What a numerically failed GP step raises (an indefinite kernel matrix after the largest jitter, a failed
-Cholesky, gpytorch's non-PSD or NaN errors); any other error is a bug and propagates."""
 
 
 class _ExactGP(gpytorch.models.ExactGP):
@@ -95,50 +85,78 @@ def safe_cholesky(k: torch.Tensor) -> torch.Tensor:
     raise NotPositiveDefiniteError(f"kernel matrix not positive definite after adding jitter {_JITTER[-1]:.0e}")
 
 
-class _ExactNLL(torch.autograd.Function):
-    """Negative exact marginal log-likelihood per point of an RBF GP, with an analytic backward.
+Scalar = float | torch.Tensor
+"""A GP hyperparameter: a Python float (fused fit) or a 0-dim tensor (autograd)."""
+
+
+def exact_nll(
+    z: torch.Tensor, y: torch.Tensor, c: Scalar, s: Scalar, ls: Scalar, v: Scalar, with_loss: bool = True
+) -> tuple[Any, tuple]:
+    """Negative exact marginal log-likelihood per point of an RBF GP, and what its backward needs.
 
     Inputs: features ``z`` ``(N, k)``, targets ``y`` ``(N,)`` and the scalars mean ``c``, outputscale
     ``s``, lengthscale ``l``, noise ``v``. With ``K = s exp(-|z_i - z_j|^2 / (2 l^2)) + v I = L L^T``
-    and ``a = K^-1 (y - c)``: ``loss = (0.5 (y - c)^T a + sum log diag L + 0.5 N log 2 pi) / N``.
-    Backward: ``dloss/dK = (K^-1 - a a^T) / (2N)``, contracted with the kernel's derivatives.
+    and ``a = K^-1 (y - c)``: ``loss = (0.5 (y - c)^T a + sum log diag L + 0.5 N log 2 pi) / N``
+    (a 0-dim tensor; ``None`` with ``with_loss=False``, when only the gradient is needed). Raises
+    :class:`NotPositiveDefiniteError` if ``K`` stays indefinite.
     """
+    n = z.shape[0]
+    zs = z / ls
+    zc = zs - zs.mean(0, keepdim=True)
+    sq = (zc * zc).sum(1, keepdim=True)
+    kf = torch.addmm(sq, zc, zc.T, alpha=-2.0).add_(sq.T).clamp_min_(0.0)  # sq_dist(zc, zc, 0)
+    kf.diagonal().zero_()
+    kf.mul_(-0.5).exp_().mul_(s)
+    k = kf.clone()
+    k.diagonal().add_(v)
+    chol = safe_cholesky(k)
+    r = (y - c).unsqueeze(1)
+    alpha = torch.cholesky_solve(r, chol).squeeze(1)
+    saved = (zc, kf, chol, alpha, s, ls)
+    if not with_loss:
+        return None, saved
+    loss = (0.5 * (r.squeeze(1) @ alpha) + chol.diagonal().log().sum() + 0.5 * n * _LOG_2PI) / n
+    return loss, saved
+
+
+def exact_nll_backward(saved: tuple, grad: Scalar = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of ``grad * loss`` of :func:`exact_nll` (from its ``saved``): ``d_z`` ``(N, k)`` and
+    ``(4,)`` for ``(c, s, l, v)``.
+
+    ``dloss/dK = (K^-1 - a a^T) / (2N)``, contracted with the kernel's derivatives.
+    """
+    zc, kf, chol, alpha, s, ls = saved
+    n = zc.shape[0]
+    g = torch.cholesky_inverse(chol)  # becomes dloss/dK = (K^-1 - a a^T) grad / (2N)
+    g.addr_(alpha, alpha, alpha=-1.0)
+    g.mul_(grad * (0.5 / n))
+    d_v = g.diagonal().sum()
+    g.mul_(kf)  # W = dloss/dK * Kf
+    d_s = g.sum() / s
+    # sq_ij = |zc_i - zc_j|^2 / ... ; dloss/dzc_i = -sum_j W_ij (zc_i - zc_j) * 2 / 2 (symmetric W)
+    d_zc = torch.addmm(zc * g.sum(1, keepdim=True), g, zc, alpha=-1.0).mul_(-2.0)
+    d_z = d_zc / ls
+    d_ls = -(d_zc * zc).sum() / ls
+    d_c = -(grad / n) * alpha.sum()
+    return d_z, torch.stack([d_c, d_s, d_ls, d_v])
+
+
+class _ExactNLL(torch.autograd.Function):
+    """:func:`exact_nll` with its analytic backward (:func:`exact_nll_backward`) as an autograd function."""
 
     @staticmethod
     def forward(
         ctx: Any, z: torch.Tensor, y: torch.Tensor, c: torch.Tensor, s: torch.Tensor, ls: torch.Tensor, v: torch.Tensor
     ) -> torch.Tensor:
-        n = z.shape[0]
-        zs = z / ls
-        zc = zs - zs.mean(0, keepdim=True)
-        kf = sq_dist(zc, zc, torch.zeros_like(zc[:1]))
-        kf.diagonal().zero_()
-        kf.mul_(-0.5).exp_().mul_(s)
-        k = kf.clone()
-        k.diagonal().add_(v)
-        chol = safe_cholesky(k)
-        r = (y - c).unsqueeze(1)
-        alpha = torch.cholesky_solve(r, chol).squeeze(1)
-        loss = (0.5 * (r.squeeze(1) @ alpha) + chol.diagonal().log().sum() + 0.5 * n * _LOG_2PI) / n
-        ctx.save_for_backward(zc, kf, chol, alpha, s, ls)
+        loss, saved = exact_nll(z, y, c, s, ls, v)
+        ctx.saved = saved
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        zc, kf, chol, alpha, s, ls = ctx.saved_tensors
-        n = zc.shape[0]
-        g = torch.cholesky_inverse(chol)  # becomes dloss/dK = (K^-1 - a a^T) grad / (2N)
-        g.addr_(alpha, alpha, alpha=-1.0)
-        g.mul_(grad * (0.5 / n))
-        d_v = g.diagonal().sum()
-        g.mul_(kf)  # W = dloss/dK * Kf
-        d_s = g.sum() / s
-        # sq_ij = |zc_i - zc_j|^2 / ... ; dloss/dzc_i = -sum_j W_ij (zc_i - zc_j) * 2 / 2 (symmetric W)
-        d_zc = torch.addmm(zc * g.sum(1, keepdim=True), g, zc, alpha=-1.0).mul_(-2.0)
-        d_z = d_zc / ls
-        d_ls = -(d_zc * zc).sum() / ls
-        d_c = -(grad / n) * alpha.sum()
-        return d_z, None, d_c, d_s, d_ls, d_v
+        d_z, d = exact_nll_backward(ctx.saved, grad)
+        del ctx.saved
+        return d_z, None, d[0], d[1], d[2], d[3]
 
 
 class DeepKernelGP(nn.Module):
@@ -150,6 +168,9 @@ class DeepKernelGP(nn.Module):
 
     adam_options: ClassVar[dict[str, Any]] = {"fused": True}
     """Options of every Adam optimizer on this model (fused: one kernel for all parameters)."""
+    fused_fit: ClassVar[bool] = True
+    """Whether :meth:`fit` uses ``surrogates.fused.FusedFit`` (hand-written backward, one flat Adam) when
+    the extractor is supported and no optimizer is given; otherwise it runs autograd and torch's Adam."""
 
     def __init__(self, extractor: nn.Module):
         super().__init__()
@@ -198,11 +219,20 @@ class DeepKernelGP(nn.Module):
     ) -> float:
         """Full-batch training for ``epochs`` Adam steps; returns the last loss (``nan`` if none ran).
 
-        A step that fails numerically (:data:`NUMERICAL_ERRORS`, e.g. a non-PD kernel matrix) restores the
-        state before this call and stops, like the reference's roll-back.
+        A step that fails numerically (e.g. a non-PD kernel matrix) restores the state before this
+        call and stops, like the reference's roll-back.
         """
         if len(batch) < 2 or epochs <= 0:  # BatchNorm cannot train on one point (reference skips it)
             return float("nan")
+        self.train()
+        if optimizer is None and self.fused_fit:
+            from surrogates.fused import FusedFit, supports
+
+            if supports(self):
+                try:
+                    return FusedFit(self, batch, lr).run(epochs)  # leaves the model untouched on failure
+                except RuntimeError:  # NotPositiveDefiniteError included
+                    return float("nan")
         before = copy.deepcopy(self.state_dict())
         opt = optimizer or torch.optim.Adam(self.parameters(), lr=lr, **self.adam_options)
         self.train()
@@ -212,7 +242,7 @@ class DeepKernelGP(nn.Module):
             try:
                 loss = self.loss(batch)
                 loss.backward()
-            except NUMERICAL_ERRORS:
+            except RuntimeError:  # NotPositiveDefiniteError and gpytorch's NotPSDError included
                 self.load_state_dict(before)
                 return float("nan")
             opt.step()

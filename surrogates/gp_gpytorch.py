@@ -26,6 +26,7 @@ class GpytorchDeepKernelGP(DeepKernelGP):
     """:class:`DeepKernelGP` computed by gpytorch (slow; for tests and the speed-up benchmark)."""
 
     adam_options: ClassVar[dict[str, Any]] = {}  # torch's default single-tensor Adam, as before
+    fused_fit: ClassVar[bool] = False  # autograd through gpytorch, as before
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """Negative exact marginal log-likelihood (per point) of ``batch.y`` ``(B,)`` given its inputs."""
