@@ -151,8 +151,9 @@ class _QuickTuneKernel:
     def __init__(self, ext: QuickTuneExtractor, batch: Batch):
         self.ext = ext
         cc = ext.curve_encoder
-        layers = cast(list[nn.Linear | nn.Conv1d], [ext.model_encoder[0], ext.model_encoder[2], ext.hp_encoder[0],
-                                                    ext.hp_encoder[2], cc.conv1, cc.conv2, cc.fc, ext.head])  # fmt: skip
+        modules = [ext.model_encoder[0], ext.model_encoder[2], ext.hp_encoder[0], ext.hp_encoder[2], cc.conv1,
+                   cc.conv2, cc.fc, ext.head]  # fmt: skip
+        layers = cast(list[nn.Linear | nn.Conv1d], modules)
         if ext.meta_encoder is not None:
             layers.append(ext.meta_encoder)
         self.params = [t for m in layers for t in (m.weight, m.bias)]
