@@ -11,8 +11,8 @@ autograd's work (at 10 points: 99 top-level torch operations for DyHPO, 174 for 
   LeakyReLU, training-mode BatchNorm through ATen's own kernels, the 1-d convolutions as matrix
   products over the curve windows, max-pooling by index), writing the gradients straight into one
   flat gradient buffer;
-* the GP likelihood and its analytic backward are :func:`surrogates.gp.exact_nll` /
-  :func:`surrogates.gp.exact_nll_backward` (the same code as the autograd path);
+* the GP likelihood and its analytic backward are :func:`surrogates.likelihood.exact_nll` /
+  :func:`surrogates.likelihood.exact_nll_backward` (the same code as the autograd path);
 * all parameters live in one flat buffer updated by one call of torch's fused Adam kernel (the
   update torch's ``Adam(fused=True)`` applies, element by element).
 
@@ -286,9 +286,9 @@ class FusedFit:
     def step(self, with_loss: bool = True) -> torch.Tensor | None:
         """One Adam step; returns the loss before the update (``None`` unless ``with_loss``).
 
-        Raises ``RuntimeError`` (:class:`surrogates.gp.NotPositiveDefiniteError`) on a non-PD kernel matrix.
+        Raises ``RuntimeError`` (:class:`surrogates.likelihood.NotPositiveDefiniteError`) on a non-PD kernel matrix.
         """
-        from surrogates.gp import exact_nll, exact_nll_backward
+        from surrogates.likelihood import exact_nll, exact_nll_backward
 
         # gpytorch's constraints in Python: mean raw; softplus(raw) (+ 1e-4 for the noise) for the others
         raw = self.raw.tolist()

@@ -10,8 +10,9 @@ import torch
 
 from surrogates.data import Batch, EncodedTask
 from surrogates.encoding import MetaFeatureScaler, PipelineEncoder
-from surrogates.gp import DeepKernelGP, NotPositiveDefiniteError, make_deep_kernel_gp, safe_cholesky
+from surrogates.gp import DeepKernelGP, make_deep_kernel_gp
 from surrogates.gp_gpytorch import GpytorchDeepKernelGP, as_gpytorch
+from surrogates.likelihood import NotPositiveDefiniteError, safe_cholesky
 from surrogates.nets import DyHPOExtractor, QuickTuneExtractor
 from tests.surrogates.tiny import make_task
 
@@ -57,6 +58,7 @@ def test_fit_is_deterministic_and_skips_a_single_point():
 def test_a_numerical_failure_rolls_back_and_a_bug_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
     enc, train, _ = _data()
     model = make_deep_kernel_gp(lambda: DyHPOExtractor(enc.dim), torch.Generator().manual_seed(2))
+    monkeypatch.setattr(model, "fused_fit", False)  # the autograd path (the fused one is tested in test_fused.py)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     calls = []
 
@@ -153,3 +155,25 @@ def test_training_mse_is_the_prior_means():
     with torch.no_grad():
         model.gp.mean_module.raw_constant.fill_(0.25)
     assert model.training_mse(train) == pytest.approx(float(((train.y - 0.25) ** 2).mean()), rel=1e-6)
+
+
+def test_the_fused_fit_returns_nan_on_a_numerical_failure_and_lets_a_bug_propagate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from surrogates import fused
+
+    enc, train, _ = _data()
+    model = make_deep_kernel_gp(lambda: DyHPOExtractor(enc.dim), torch.Generator().manual_seed(2))
+
+    def not_pd(self: object, epochs: int) -> float:
+        raise NotPositiveDefiniteError("kernel matrix not positive definite after adding jitter 1e-04")
+
+    monkeypatch.setattr(fused.FusedFit, "run", not_pd)
+    assert np.isnan(model.fit(train, epochs=5))
+
+    def bug(self: object, epochs: int) -> float:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(fused.FusedFit, "run", bug)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        model.fit(train, epochs=5)
