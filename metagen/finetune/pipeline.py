@@ -9,10 +9,11 @@ extra hyperparameters, so that they get their own pipeline id (stored in ``extra
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from metagen.finetune.recipe import recipe_extras, resolve_recipe
 from metagen.search_space import Hyperparameter, SearchSpace
 from metagen.store.schema import RECIPE, make_run_id, pipeline_id
 from metagen.versions import DEFAULT_EPOCHS
+
+if TYPE_CHECKING:
+    from metagen.datasets import MetaAlbumDataset
 
 EXTRA_MODELS: dict[str, str] = {
     "efficientnet_lite0": "efficientnet_lite0.ra_in1k",
@@ -187,29 +191,36 @@ def resolve_pipeline(cfg: FinetuneConfig) -> tuple[str, dict[str, Any]]:
 
 def dataset_tolerance(path: str | Path) -> Tolerance:
     """What the images of the dataset at ``path`` tolerate (its info.json ``tolerates``; reads nothing else)."""
-    from metagen.datasets import DatasetError
     from metagen.datasets.layout import read_info
 
-    p = Path(path)
+    with _usable_dataset(Path(path)) as p:
+        return Tolerance.from_info(read_info(p))
+
+
+@contextlib.contextmanager
+def _usable_dataset(p: Path) -> Iterator[Path]:
+    """Turn a missing folder or a dataset error in the block into :class:`DatasetNotFoundError` naming ``p``."""
+    from metagen.datasets import DatasetError
+
     if not p.exists():
         raise DatasetNotFoundError(f"dataset folder {p} does not exist; pass dataset=PATH of a Meta-Album dataset")
     try:
-        return Tolerance.from_info(read_info(p))
+        yield p
     except (DatasetError, ValueError) as e:
         raise DatasetNotFoundError(f"{p} is not a usable Meta-Album dataset: {e}") from e
 
 
+def open_dataset(path: str | Path) -> MetaAlbumDataset:
+    """The dataset at ``path`` (``metagen.datasets.load_dataset``); errors as :class:`DatasetNotFoundError`."""
+    from metagen.datasets import load_dataset
+
+    with _usable_dataset(Path(path)) as p:
+        return load_dataset(p)
+
+
 def dataset_name(path: str | Path) -> str:
     """The name of the dataset at ``path`` (from its info.json, else its folder name)."""
-    from metagen.datasets import DatasetError, load_dataset
-
-    p = Path(path)
-    if not p.exists():
-        raise DatasetNotFoundError(f"dataset folder {p} does not exist; pass dataset=PATH of a Meta-Album dataset")
-    try:
-        return load_dataset(p).name
-    except DatasetError as e:
-        raise DatasetNotFoundError(f"{p} is not a usable Meta-Album dataset: {e}") from e
+    return open_dataset(path).name
 
 
 def run_id_of(cfg: FinetuneConfig) -> str:

@@ -41,7 +41,7 @@ from metagen.finetune.loop import StepParts, StopEpoch, evaluate, train_epoch
 from metagen.finetune.mixup import SeededMixup
 from metagen.finetune.models import BuiltModel, WeightsSource, build_model, head_names, is_head, resolve_weights
 from metagen.finetune.optim import build_loss, build_optimizer, build_scheduler, mean_lr, mixup_active
-from metagen.finetune.pipeline import dataset_name, resolve_pipeline
+from metagen.finetune.pipeline import open_dataset, resolve_pipeline
 from metagen.finetune.provenance import hardware, package_versions, peak_memory, reset_peak_memory
 from metagen.finetune.recipe import recipe_of
 from metagen.finetune.regularizers import Regularizers
@@ -445,12 +445,10 @@ def finetune(
     """
     t_start = time.monotonic()
     model_name, hps = resolve_pipeline(cfg)
-    name = dataset_name(cfg.dataset)
+    ds = open_dataset(cfg.dataset)
+    name = ds.name
     run_id = make_run_id(cfg.version, name, pipeline_id(model_name, hps), cfg.seed)
     check_store(cfg.store)
-    from metagen.datasets import load_dataset
-
-    ds = load_dataset(cfg.dataset)
     content = ds.fingerprint()
     check_dataset_content(cfg.store, cfg.version, name, content, cfg.dataset)
     stored = stored_run(cfg.store, cfg.version, name, run_id)

@@ -18,7 +18,6 @@ from metagen.store.layout import (
     check_store_writable,
     check_writable,
     compacted_parts,
-    loose_files,
     loose_path,
     partition_dir,
     read_metadata,
@@ -40,10 +39,11 @@ def check_store(root: str | Path) -> None:
 def stored_fingerprints(root: str | Path, version: str, dataset: str) -> set[str]:
     """The dataset fingerprints the store's runs of ``dataset`` (of ``version``) recorded (NULLs left out)."""
     found: set[str] = set()
-    for loose in loose_files(root, version):
-        if loose.parent == partition_dir(root, LOOSE_DIR, version, dataset):
-            fp = pq.read_table(loose, columns=["dataset_fingerprint"]).column(0)[0].as_py()
-            found.update([fp] if fp else [])
+    partition = partition_dir(root, LOOSE_DIR, version, dataset)
+    loose = sorted(p for p in partition.glob("*.parquet") if not p.name.startswith(".")) if partition.is_dir() else []
+    for path in loose:  # this dataset's loose runs only: called before every run
+        fp = pq.read_table(path, columns=["dataset_fingerprint"]).column(0)[0].as_py()
+        found.update([fp] if fp else [])
     for runs_path, _ in compacted_parts(root, version, dataset):
         column = pq.read_table(runs_path, columns=["dataset_fingerprint"]).column(0)
         found.update(fp for fp in column.unique().to_pylist() if fp)

@@ -54,8 +54,8 @@ class StoreMetadata:
         return json.dumps(d, indent=2, sort_keys=True) + "\n"
 
 
-def read_metadata(root: str | Path) -> StoreMetadata:
-    """The metadata of the store at ``root``; clear errors for a non-store or another schema version."""
+def metadata_fields(root: str | Path) -> dict[str, Any]:
+    """The fields of ``store.json`` at ``root``, whatever its schema version; clear errors for a non-store."""
     path = Path(root) / STORE_FILE
     if not path.is_file():
         raise StoreNotFoundError(
@@ -66,16 +66,27 @@ def read_metadata(root: str | Path) -> StoreMetadata:
         d = json.loads(path.read_text())
     except ValueError as e:
         raise StoreError(f"{path} is not valid JSON ({e}); restore it from version control or a backup") from e
-    if d.get("format") != FORMAT:
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise StoreError(f"{path} is not a {FORMAT} metadata file")
+    return d
+
+
+def metadata_from_fields(d: dict[str, Any]) -> StoreMetadata:
+    """A :class:`StoreMetadata` of ``store.json``'s fields (unknown fields ignored)."""
+    d = {**d, "deviations": tuple(d.get("deviations", ()))}
+    return StoreMetadata(**{k: v for k, v in d.items() if k in StoreMetadata.__dataclass_fields__})
+
+
+def read_metadata(root: str | Path) -> StoreMetadata:
+    """The metadata of the store at ``root``; clear errors for a non-store or another schema version."""
+    d = metadata_fields(root)
     if d.get("schema_version") != SCHEMA_VERSION:
         raise SchemaVersionError(
             f"{root} was written with schema version {d.get('schema_version')}, this code reads version "
             f"{SCHEMA_VERSION}; upgrade it with `python -m metagen.store upgrade {root}` (older versions), use the "
             "metagen release that wrote it, or re-import its source data"
         )
-    d["deviations"] = tuple(d.get("deviations", ()))
-    return StoreMetadata(**{k: v for k, v in d.items() if k in StoreMetadata.__dataclass_fields__})
+    return metadata_from_fields(d)
 
 
 def create_store(root: str | Path, metadata: StoreMetadata, exist_ok: bool = True) -> StoreMetadata:

@@ -11,7 +11,6 @@ either old or new, and running it again finishes it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +20,13 @@ import pyarrow.parquet as pq
 
 from metagen.store.errors import CorruptFileError, StoreError
 from metagen.store.files import corrupt_fix, write_temp
-from metagen.store.layout import FORMAT, STORE_FILE, StoreMetadata, compacted_parts, loose_files, update_metadata
+from metagen.store.layout import (
+    compacted_parts,
+    loose_files,
+    metadata_fields,
+    metadata_from_fields,
+    update_metadata,
+)
 from metagen.store.schema import (
     IMAGENET_RECIPE,
     METADATA_KEY,
@@ -79,12 +84,7 @@ def upgrade_store(root: str | Path) -> UpgradeReport:
         StoreError: ``root`` is not a store, or it was written by a newer or unknown schema version.
         CorruptFileError: a file cannot be read (nothing is changed for it; fix it and run again).
     """
-    path = Path(root) / STORE_FILE
-    if not path.is_file():
-        raise StoreError(f"{root} is not a learning-curve store (no {STORE_FILE})")
-    d = json.loads(path.read_text())
-    if d.get("format") != FORMAT:
-        raise StoreError(f"{path} is not a {FORMAT} metadata file")
+    d = metadata_fields(root)
     version = int(d.get("schema_version", 0))
     if version == SCHEMA_VERSION:
         return UpgradeReport(0, version, version)
@@ -106,9 +106,7 @@ def upgrade_store(root: str | Path) -> UpgradeReport:
         if _file_version(curves) != SCHEMA_VERSION:
             os.replace(write_temp(pq.read_table(curves), curves), curves)
             rewritten += 1
-    d["deviations"] = tuple(d.get("deviations", ()))
-    meta = StoreMetadata(**{k: v for k, v in d.items() if k in StoreMetadata.__dataclass_fields__})
-    update_metadata(root, replace(meta, schema_version=SCHEMA_VERSION))
+    update_metadata(root, replace(metadata_from_fields(d), schema_version=SCHEMA_VERSION))
     from metagen.store.writer import refresh_array_views
 
     refresh_array_views(root)  # the derived dense-array views are token-checked against the rewritten parts

@@ -150,22 +150,20 @@ def check_stored_contents(store: Path, version: str, datasets: list[DatasetRef])
     Raises:
         SweepConfigError: naming every such dataset.
     """
-    from metagen.finetune.store_io import stored_fingerprints
+    from metagen.finetune.errors import DatasetContentError
+    from metagen.finetune.store_io import check_dataset_content
     from metagen.store.layout import STORE_FILE
 
     if not (store / STORE_FILE).exists():
         return
     problems = []
     for d in datasets:
-        other = stored_fingerprints(store, version, d.name) - {d.fingerprint}
-        if other:
-            problems.append(f"{d.path}: dataset {d.name!r} has fingerprint {d.fingerprint}, but the store's runs of "
-                            f"that name were trained on content {sorted(other)[0]}")  # fmt: skip
+        try:
+            check_dataset_content(store, version, d.name, d.fingerprint, d.path)
+        except DatasetContentError as e:
+            problems.append(str(e))
     if problems:
-        raise SweepConfigError(
-            "datasets whose name the store holds with other content:\n  " + "\n  ".join(problems) + "\nGive each "
-            "its own name (info.json dataset_name), or use another store or version"
-        )
+        raise SweepConfigError("datasets whose name the store holds with other content:\n  " + "\n  ".join(problems))
 
 
 def _check_store(store: Path, version: str) -> None:

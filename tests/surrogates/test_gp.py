@@ -139,9 +139,10 @@ def test_cholesky_adds_jitter_to_a_singular_matrix_and_fails_on_an_indefinite_on
         safe_cholesky(torch.full((2, 2), float("nan")))
 
 
-def test_a_failed_fit_rolls_back_to_the_state_before_it():
+def test_a_failed_fit_rolls_back_to_the_state_before_it(monkeypatch: pytest.MonkeyPatch):
     enc, train, _ = _data()
     model = make_deep_kernel_gp(lambda: DyHPOExtractor(enc.dim), torch.Generator().manual_seed(0))
+    monkeypatch.setattr(model, "fused_fit", False)  # the autograd path; test_fused.py checks the fused one
     before = model.state()
     bad = Batch(train.x, train.budget, train.curve, train.meta, torch.full_like(train.y, float("nan")), train.cost)
     assert np.isnan(model.fit(bad, 5))

@@ -152,3 +152,15 @@ def test_read_only_store_is_refused_before_planning(tmp_path: Path, tiny_data: P
     cfg = tiny_config(tmp_path, tiny_data, store=str(store), dry_run=True)
     with read_only(store), pytest.raises(StoreNotWritableError, match="not writable"):
         prepare(cfg)
+
+
+def test_a_dataset_the_store_holds_with_other_content_is_refused_before_planning(tmp_path: Path, tiny_data: Path):
+    from metagen.store import StoreMetadata, create_store, write_run
+    from tests.factories import make_curve, make_run
+    from tests.sweep.conftest import tiny_config
+
+    cfg = tiny_config(tmp_path, tiny_data, dry_run=True)
+    create_store(cfg.store, StoreMetadata(name="store"))
+    write_run(cfg.store, make_run("other", dataset="shapes_a", dataset_fingerprint="0" * 16), make_curve())
+    with pytest.raises(SweepConfigError, match=r"shapes_a.*other content"):
+        prepare(cfg)
