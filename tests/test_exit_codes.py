@@ -50,6 +50,8 @@ def run_module(module: str, *args: str, cwd: Path) -> tuple[int, list[str], str,
         ("benchmark.run", ["out=/x"]),  # store= missing
         ("benchmark.figures", ["results=/no/such/results", "out=/tmp/unused"]),
         ("surrogates.evaluate", ["nosuch=1"]),
+        ("metagen.fetch", ["quicktune/nosuch", "data"]),
+        ("metagen.fetch", ["meta-album/micro/set9", "data"]),
     ],
 )
 def test_bad_input_exits_2_without_importing_torch(module: str, args: list[str], tmp_path: Path) -> None:
@@ -70,6 +72,8 @@ def test_bad_input_exits_2_without_importing_torch(module: str, args: list[str],
                            "dla46x_c", "shapes", "cpu10", "Exit codes"]),
         ("benchmark.run", ["methods=[random_search,hyperband,asha,bohb]", "quicktune-M", "dyhpo", "default_model",
                            "slurm.partition", "Exit codes"]),
+        ("metagen.fetch", ["quicktune/VERSION", "meta-album/VERSION[/SET]", "openml/ID", "import-quicktune",
+                           "Exit codes"]),
     ],
 )  # fmt: skip
 def test_help_lists_the_choices_without_importing_torch(module: str, expected: list[str], tmp_path: Path) -> None:
