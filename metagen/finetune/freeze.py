@@ -5,13 +5,16 @@ the order is ``named_modules()`` (definition order). Every non-head module that 
 (directly or below it) gets a running position ``pos`` = 1..N; a parameter is trainable iff
 ``pos / N > pct_to_freeze`` for the module that owns it. The head is always trainable, so
 ``pct_to_freeze=1`` is linear probing and ``0`` is full finetuning. Parameters owned by the model
-itself (``cls_token``, ``pos_embed``) take the position of the first counted module.
+itself (``cls_token``, ``pos_embed``) take the position of the first counted module. LoRA adapters
+(:mod:`metagen.finetune.lora`, parameters of the layer they adapt) always train, like the head; the layer's own
+weights follow the rule above.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from metagen.finetune.lora import is_lora_param
 from metagen.finetune.models import head_names, is_head
 
 
@@ -29,7 +32,7 @@ def trainable_mask(model: nn.Module, pct_to_freeze: float) -> dict[str, bool]:
     for (name, module), is_counted in zip(body, counted, strict=True):
         pos += int(is_counted)
         for pname, _ in module.named_parameters(recurse=False):
-            mask[f"{name}.{pname}"] = pos / n_counted > pct_to_freeze
+            mask[f"{name}.{pname}"] = is_lora_param(pname) or pos / n_counted > pct_to_freeze
     for name, _ in model.named_parameters():
         if is_head(name, heads):
             mask[name] = True

@@ -118,6 +118,23 @@ def sample_hyperparameters(space: SearchSpace, given: Mapping[str, Any], rng: np
     return out
 
 
+LORA_HYPERPARAMETERS = ("lora_rank", "lora_alpha", "lora_targets")
+"""Hyperparameters of the LoRA strategy (:mod:`metagen.finetune.lora`); a space that lists ``lora_rank`` must list
+``lora_alpha`` (active for ranks above 0); ``lora_targets`` defaults to ``qkv``. Stored in ``extra_hps``."""
+
+
+def check_lora(hps: Mapping[str, Any]) -> None:
+    """A LoRA pipeline names its scale: ``lora_rank`` > 0 needs ``lora_alpha`` > 0."""
+    rank = hps.get("lora_rank")
+    if rank is None or int(rank) == 0:
+        return
+    if int(rank) < 0 or hps.get("lora_alpha") is None or float(hps["lora_alpha"]) <= 0:
+        raise HyperparameterError(
+            f"lora_rank={rank} needs lora_rank > 0 and lora_alpha > 0 (got lora_alpha={hps.get('lora_alpha')!r}); "
+            "the search space must list lora_alpha, active for lora_rank > 0 (see conf/search_spaces/exp5.yaml)"
+        )
+
+
 def check_run_settings(cfg: FinetuneConfig) -> None:
     """Settings that are wrong whatever the pipeline: budgets, choices, sizes."""
     if cfg.pretrained not in PRETRAINED_CHOICES:
@@ -178,6 +195,7 @@ def resolve_pipeline(cfg: FinetuneConfig) -> tuple[str, dict[str, Any]]:
     sampled_model = space.models[rng.integers(len(space.models))].name
     model = resolve_model(cfg.model, space) if cfg.model else sampled_model
     hps = sample_hyperparameters(space, dict(cfg.hp or {}), rng)
+    check_lora(hps)
     if cfg.pretrained == "none":
         hps["pretrained"] = "none"
     if cfg.img_size is not None and cfg.img_size != default_input_size(model):

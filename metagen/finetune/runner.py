@@ -38,6 +38,7 @@ from metagen.finetune.data import EpochBatches, SplitImages, eval_loader, eval_t
 from metagen.finetune.errors import FinetuneConfigError, Interrupted
 from metagen.finetune.freeze import apply_freeze
 from metagen.finetune.loop import StepParts, StopEpoch, evaluate, train_epoch
+from metagen.finetune.lora import add_lora
 from metagen.finetune.mixup import SeededMixup
 from metagen.finetune.models import BuiltModel, WeightsSource, build_model, head_names, is_head, resolve_weights
 from metagen.finetune.optim import build_loss, build_optimizer, build_scheduler, mean_lr, mixup_active
@@ -192,6 +193,8 @@ class _Run:
             from metagen.finetune.stochnorm import convert_to_stoch_norm
 
             convert_to_stoch_norm(built.model)
+        if int(hps.get("lora_rank") or 0) > 0:
+            add_lora(built.model, self.model_name, hps)
         built.model.to(self.device)
         if built.source_head is not None:
             built.source_head.to(self.device)

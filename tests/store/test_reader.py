@@ -119,3 +119,19 @@ def test_stale_view_token_is_not_used(filled: Path) -> None:
     token = reader._view_token(keys)
     assert read_view(filled, "micro", token) is not None
     assert read_view(filled, "micro", "another-token") is None
+
+
+def test_lora_hyperparameters_are_encoded_only_where_a_version_has_them(store: Path) -> None:
+    write_run(store, make_run("p1", dataset="A"), make_curve(2))
+    write_run(store, make_run("p2", dataset="A", extra_hps={"pretrained": "none"}), make_curve(2))
+    write_run(store, make_run("m1", dataset="A", version="mini"), make_curve(2))
+    lora = {"lora_rank": 8, "lora_alpha": 16, "lora_targets": "linear"}
+    write_run(store, make_run("m2", dataset="A", version="mini", pct_to_freeze=1.0, extra_hps=lora), make_curve(2))
+    reader = StoreReader(store)
+    plain = reader.encoded_hyperparameters("micro")
+    assert not [c for c in plain.columns if c.startswith("lora")]  # no LoRA run: the encoding of before
+    mini = reader.encoded_hyperparameters("mini").sort("run_id")
+    cols = [c for c in mini.columns if c.startswith("lora")]
+    assert cols == ["lora_rank", "lora_alpha", "lora_alpha=None", "lora_targets=linear", "lora_targets=None"]
+    assert mini.select(cols).rows() == [(0.0, 0.0, 1.0, 0.0, 1.0), (8.0, 16.0, 0.0, 1.0, 0.0)]
+    assert mini.drop(cols).columns == plain.columns
