@@ -29,23 +29,37 @@ class MethodSpec:
             override them).
         needs_context: it meta-learns and needs a :class:`~benchmark.protocol.MetaContext`.
         needs_torch: importing it imports torch (kept out of the torch-free core and its tests).
+        check: ``"module:attr"`` of ``check(view, options)``, which raises ``ValueError`` for a task the method
+            cannot run on (e.g. a store without the runs it picks); ``benchmark.run`` calls it on every task of a
+            run before any cell starts.
     """
 
     target: str
     options: Mapping[str, Any] = field(default_factory=dict)
     needs_context: bool = False
     needs_torch: bool = False
+    check: str | None = None
 
     def load(self) -> Factory:
         """Imports the factory."""
-        module, _, attr = self.target.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise ImportError(f"cannot import method factory '{self.target}': {e}") from e
+        return _import(self.target)
+
+    def load_check(self) -> Callable[[SearchView, Mapping[str, Any]], None] | None:
+        """Imports the task check (``None`` if the method runs on every task)."""
+        return None if self.check is None else _import(self.check)
+
+
+def _import(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ImportError(f"cannot import method factory '{target}': {e}") from e
 
 
 _QT = "benchmark.methods.quicktune:make_quicktune"
+_FB = "benchmark.methods.baselines:FrozenBackbone"
+_FB_CHECK = "benchmark.methods.baselines:check_strategy_runs"
 
 METHODS: dict[str, MethodSpec] = {
     "random_search": MethodSpec("benchmark.methods.random_search:RandomSearch"),
@@ -54,6 +68,8 @@ METHODS: dict[str, MethodSpec] = {
     "bohb": MethodSpec("benchmark.methods.bohb:BOHB"),
     "default_model": MethodSpec("benchmark.methods.baselines:DefaultModel"),
     "best_on_average": MethodSpec("benchmark.methods.baselines:BestOnAverage", needs_context=True),
+    "linear_probe": MethodSpec(_FB, {"strategy": "linear_probe"}, check=_FB_CHECK),
+    "lora": MethodSpec(_FB, {"strategy": "lora"}, check=_FB_CHECK),
     "dyhpo": MethodSpec("benchmark.methods.dyhpo:DyHPO", needs_torch=True),
     "quicktune": MethodSpec(_QT, {}, needs_context=True, needs_torch=True),
     "quicktune-M": MethodSpec(_QT, {"meta_learn": False}, needs_context=False, needs_torch=True),
@@ -61,7 +77,8 @@ METHODS: dict[str, MethodSpec] = {
     "quicktune-G": MethodSpec(_QT, {"gray_box": False}, needs_context=True, needs_torch=True),
 }
 """The registered methods; ``quicktune-X`` is Quick-Tune without component X (M: meta-learning,
-C: cost-awareness, G: gray-box learning curves)."""
+C: cost-awareness, G: gray-box learning curves); ``linear_probe`` and ``lora`` are the frozen-backbone baselines of
+the paper's Exp. 5 (on stores that hold such runs, e.g. of search space ``exp5``)."""
 
 
 class UnknownOptionError(ValueError):

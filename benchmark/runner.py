@@ -56,7 +56,7 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
     """All cells of a config (checked: store, version, methods, datasets, budget, overhead, workers)
     and the ``run.json`` record of the run."""
     datasets = list(cfg.datasets) if cfg.datasets else list_datasets(cfg.store, cfg.version)
-    load_tasks(cfg.store, cfg.version, datasets)  # clear errors for missing datasets, before any work
+    tasks = load_tasks(cfg.store, cfg.version, datasets)  # clear errors for missing datasets, before any work
     if not cfg.methods:
         raise ValueError("no methods given; e.g. methods=[random_search,bohb]")
     if not cfg.seeds:
@@ -71,6 +71,10 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
         spec(base).load()  # fail fast on methods that cannot be imported
         own = variant_options.get(m, {})
         options[m] = method_options(base, {**own, **cfg.method_options.get(m, {})})
+        check = spec(base).load_check()
+        if check is not None:  # e.g. a baseline whose runs the store lacks: fails here, before any cell runs
+            for task in tasks:
+                check(task.view, options[m])
     budget = float(cfg.budget_s) if cfg.budget_s is not None else default_budget(cfg.version)
     if not budget > 0:
         raise ValueError(f"budget_s must be positive, got {cfg.budget_s}")

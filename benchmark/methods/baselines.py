@@ -1,4 +1,5 @@
-"""No-HPO baselines: one fixed model with default hyperparameters, chosen by hand or by meta-training data.
+"""No-HPO baselines: one fixed model with default hyperparameters, chosen by hand or by meta-training data, and
+the frozen-backbone baselines of Exp. 5 (linear probing, LoRA) on the runs of a store that holds them.
 
 "Default hyperparameters" are :data:`DEFAULT_HYPERPARAMETERS`: the defaults of timm's ``train.py``
 (which Quick-Tune's finetuning script forks) snapped to the v1 grid, with no finetuning tricks
@@ -53,17 +54,38 @@ def resolve_model(view: SearchView, model: str) -> str:
     return matches[0]
 
 
-def default_candidate(view: SearchView, model: str, defaults: Mapping[str, Any] | None = None) -> int:
-    """Index of the candidate of ``model`` closest to the default hyperparameters."""
-    name = resolve_model(view, model)
-    hps = {**DEFAULT_HYPERPARAMETERS, **(defaults or {}), "model": name}
+def default_candidate(
+    view: SearchView, model: str | None, defaults: Mapping[str, Any] | None = None, rows: np.ndarray | None = None
+) -> int:
+    """Index of the candidate closest to the default hyperparameters among those of ``model`` (``None``: of every
+    model) and of ``rows`` (``None``: all candidates)."""
+    hps = {**DEFAULT_HYPERPARAMETERS, **(defaults or {})}
+    candidates = np.arange(view.n) if rows is None else np.asarray(rows, dtype=np.int64)
+    if model is not None:
+        hps["model"] = name = resolve_model(view, model)
+        candidates = candidates[np.asarray(view.models)[candidates] == name]
+    if candidates.size == 0:
+        raise ValueError(f"no candidate of task {view.name} is left to choose from (model {model!r})")
     space = mixed_space(view, exclude=("model",))
     target = space.encode(encode_hyperparameters_row(hps, view.feature_names))
-    rows = np.flatnonzero(np.asarray(view.models) == name)
-    return int(rows[int(np.argmin(space.distance(target, rows)))])
+    return int(candidates[int(np.argmin(space.distance(target, candidates)))])
 
 
-class DefaultModel(BaseOptimizer):
+class OneCandidate(BaseOptimizer):
+    """A method without HPO: trains ``self.candidate`` (set by the subclass) to ``max_epochs`` once; then stops."""
+
+    candidate: int
+    asked: bool = False
+
+    def ask(self) -> Ask | None:
+        """The chosen candidate at ``max_epochs`` once; ``None`` afterwards."""
+        if self.asked:
+            return None
+        self.asked = True
+        return self.issue(self.candidate, self.view.max_epochs)
+
+
+class DefaultModel(OneCandidate):
     """Trains one candidate, ``model`` with default hyperparameters, to ``max_epochs``; then stops.
 
     Args:
@@ -84,14 +106,6 @@ class DefaultModel(BaseOptimizer):
         super().__init__(view, seed, **options)
         self.model = resolve_model(view, model)
         self.candidate = default_candidate(view, self.model, defaults)
-        self.asked = False
-
-    def ask(self) -> Ask | None:
-        """The chosen candidate at ``max_epochs`` once; ``None`` afterwards."""
-        if self.asked:
-            return None
-        self.asked = True
-        return self.issue(self.candidate, self.view.max_epochs)
 
 
 class BestOnAverage(DefaultModel):
@@ -142,3 +156,72 @@ def _model_scores(
             final = task.values[i, int(task.n_epochs[i]) - 1]
             per_model.setdefault(model, []).append(float(task.regret(final)))
     return tuple((m, float(np.mean(v))) for m, v in sorted(per_model.items()))
+
+
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "linear_probe": {"pct_to_freeze": 1.0, "linear_probing": False, "lora_rank": 0},
+    "lora": {"pct_to_freeze": 1.0, "linear_probing": False, "lora_rank": 8, "lora_alpha": 16, "lora_targets": "qkv"},
+}
+"""The Exp. 5 baselines: the backbone frozen (``pct_to_freeze`` 1, no LP-FT) and only the head trained
+(``linear_probe``), or the head and LoRA adapters (``lora``, ``lora_rank`` > 0 in ``extra_hps``; rank 8 with alpha 16
+on the attention qkv is the default it is closest to). The other defaults are :data:`DEFAULT_HYPERPARAMETERS`."""
+
+
+def strategy_rows(view: SearchView, strategy: str) -> np.ndarray:
+    """Indices of the candidates that run ``strategy`` (frozen backbone; LoRA adapters or none)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {sorted(STRATEGIES)}")
+    names = list(view.feature_names)
+
+    def column(name: str) -> np.ndarray:
+        return view.features[:, names.index(name)] if name in names else np.zeros(view.n)
+
+    frozen = (column("pct_to_freeze") == 1.0) & (column("linear_probing") == 0.0)
+    lora = column("lora_rank") > 0
+    return np.flatnonzero(frozen & (lora if strategy == "lora" else ~lora))
+
+
+def check_strategy_runs(view: SearchView, options: Mapping[str, Any]) -> None:
+    """``ValueError`` naming the task and how to get such runs when it holds no candidate of the strategy."""
+    strategy = str(options.get("strategy", "lora"))
+    rows = strategy_rows(view, strategy)
+    model = options.get("model")
+    if model is not None and rows.size:
+        name = resolve_model(view, str(model))
+        rows = rows[np.asarray(view.models)[rows] == name]
+    if rows.size == 0:
+        what = "LoRA (lora_rank > 0 in extra_hps)" if strategy == "lora" else "linear-probing (no LoRA)"
+        raise ValueError(
+            f"method '{strategy}': task {view.name} ({view.version}) holds no {what} run with a frozen backbone "
+            f"(pct_to_freeze 1, linear_probing false){f' of model {model}' if model else ''}; generate them "
+            "with search_space=exp5 (python -m metagen.sweep ... hub.search_space=exp5), or leave the method out"
+        )
+
+
+class FrozenBackbone(OneCandidate):
+    """An Exp. 5 baseline: trains the candidate of ``strategy`` closest to its defaults to ``max_epochs``, then stops.
+
+    Args:
+        view, seed, context: as every method factory (``context`` is unused).
+        strategy: ``linear_probe`` or ``lora`` (:data:`STRATEGIES`).
+        model: restrict to this model (``None``: every model with such runs competes; ties to the lowest index).
+        defaults: overrides of the strategy's defaults.
+
+    Raises:
+        ValueError: the task holds no run of the strategy (see :func:`check_strategy_runs`).
+    """
+
+    def __init__(
+        self,
+        view: SearchView,
+        seed: int,
+        context: MetaContext | None = None,
+        strategy: str = "lora",
+        model: str | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        **options: Any,
+    ):
+        super().__init__(view, seed, **options)
+        check_strategy_runs(view, {"strategy": strategy, "model": model})
+        hps = {**STRATEGIES[strategy], **(defaults or {})}
+        self.candidate = default_candidate(view, model, hps, rows=strategy_rows(view, strategy))

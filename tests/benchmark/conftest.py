@@ -57,10 +57,12 @@ def build_store(
     n_pipelines: int = 24,
     seed: int = 0,
     version: str = "micro",
+    frozen: int = 0,
 ) -> Path:
     """A store with ``n_pipelines`` pipelines per dataset over :data:`MODELS`: full, truncated (timeout),
     diverged (nan at the last epoch) and failed (no epoch) curves; pipeline 0 is the default-HP XCiT;
-    one pipeline is run twice (seeds 0 and 1)."""
+    one pipeline is run twice (seeds 0 and 1). ``frozen`` more pipelines per dataset have a frozen backbone
+    (``pct_to_freeze`` 1, no LP-FT): the even ones linear probing, the odd ones LoRA (rank 4 or 8 in ``extra_hps``)."""
     create_store(root, StoreMetadata(name="bench-test", description="benchmark test store", synthetic=True))
     space = SearchSpace.load("v1")
     rng = np.random.default_rng(seed)
@@ -90,8 +92,32 @@ def build_store(
             r, c = split_run_tables(run_file_table(run, curve))
             runs.append(r)
             curves.append(c)
+        for k in range(frozen):
+            hps = {**space.sample(np.random.default_rng([seed, 1000 + k])), "model": MODELS[k % len(MODELS)]}
+            hps.update(pct_to_freeze=1.0, linear_probing=False)
+            lora = {"lora_rank": 4 * (1 + k // 2 % 2), "lora_alpha": 16, "lora_targets": "qkv"} if k % 2 else {}
+            run = make_run(
+                f"{version}-{dataset.replace(' ', '_')}-f{k:03d}",
+                dataset=dataset,
+                version=version,
+                **{**dict.fromkeys(HYPERPARAMETERS), **hps},
+                extra_hps=lora,
+                max_epochs=MAX_EPOCHS,
+                source="synthetic",
+                train_size=480 + 100 * d_index,
+            )
+            curve = _curve(rng, "ok", float(rng.uniform(0.2, 0.9)), float(rng.uniform(1.0, 4.0)), 50.0)
+            r, c = split_run_tables(run_file_table(run, curve))
+            runs.append(r)
+            curves.append(c)
         write_partition(root, pl.concat(runs), pl.concat(curves))
     return root
+
+
+@pytest.fixture(scope="module")
+def frozen_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`bench_store` plus 6 frozen-backbone pipelines per dataset (3 linear probing, 3 LoRA)."""
+    return build_store(tmp_path_factory.mktemp("frozen") / "store", frozen=6)
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,17 @@ def tasks(bench_store: Path) -> list[Task]:
     return load_tasks(bench_store, "micro")
 
 
+@pytest.fixture(scope="module")
+def frozen_tasks(frozen_store: Path) -> list[Task]:
+    return load_tasks(frozen_store, "micro")
+
+
+def tasks_of(name: str, tasks: list[Task], frozen_tasks: list[Task]) -> list[Task]:
+    """The tasks a method runs on here: those of the store with frozen-backbone runs for a method that checks its
+    tasks (the Exp. 5 baselines pick such runs), the plain test store for the others."""
+    return frozen_tasks if METHODS[name].check is not None else tasks
+
+
 def budget(name: str, scale: float = 1.0) -> float:
     """Test budget: torch-based methods get a short one (their steps cost real seconds here)."""
     return BUDGET_S * scale if not METHODS[name].needs_torch else 300.0
@@ -60,8 +71,8 @@ def build(name: str, task: Task, seed: int) -> Optimizer:
 
 @pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("name", ALL)
-def test_method_conforms(name: str, workers: int, tasks: list[Task]) -> None:
-    task = tasks[0]
+def test_method_conforms(name: str, workers: int, tasks: list[Task], frozen_tasks: list[Task]) -> None:
+    task = tasks_of(name, tasks, frozen_tasks)[0]
     opt = build(name, task, seed=11)
     assert isinstance(opt, Optimizer)
     # replay raises ReplayError on any ask outside the task, beyond a finished curve or of a busy pipeline
@@ -83,9 +94,12 @@ def test_method_conforms(name: str, workers: int, tasks: list[Task]) -> None:
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_method_copes_with_mostly_diverged_and_truncated_curves(name: str, tasks: list[Task]) -> None:
+def test_method_copes_with_mostly_diverged_and_truncated_curves(
+    name: str, tasks: list[Task], frozen_tasks: list[Task]
+) -> None:
     """Runs on every dataset for a long budget: the store has diverged and truncated curves everywhere."""
-    for task in tasks if not METHODS[name].needs_torch else tasks[:1]:
+    own = tasks_of(name, tasks, frozen_tasks)
+    for task in own if not METHODS[name].needs_torch else own[:1]:
         traj = replay(task, build(name, task, seed=0), budget(name, 4.0), n_workers=2)
         assert np.isfinite(traj.incumbent[-1])
         for k in np.flatnonzero(np.isnan(traj.value)):  # a diverged epoch never changes the incumbent

@@ -8,13 +8,22 @@ import numpy as np
 import pytest
 
 from benchmark.methods.asha import ASHA, asha_rungs
-from benchmark.methods.baselines import DEFAULT_HYPERPARAMETERS, BestOnAverage, DefaultModel, default_candidate
+from benchmark.methods.baselines import (
+    DEFAULT_HYPERPARAMETERS,
+    STRATEGIES,
+    BestOnAverage,
+    DefaultModel,
+    FrozenBackbone,
+    default_candidate,
+    strategy_rows,
+)
 from benchmark.methods.bohb import BOHB
 from benchmark.methods.hyperband import Bracket, Hyperband, bracket_sizes, hyperband_budgets
 from benchmark.methods.kde import MixedKDE, log_ratio
 from benchmark.methods.random_search import RandomSearch
 from benchmark.methods.space import encode_hyperparameters_row, mixed_space
 from benchmark.protocol import Ask, EpochResult, SearchView
+from benchmark.registry import make_optimizer
 from benchmark.replay import replay
 from benchmark.task import Task, load_tasks, make_context
 from tests.benchmark.conftest import MODELS, build_store
@@ -235,3 +244,30 @@ def test_best_on_average_picks_the_best_default_model_on_training_data(tmp_path:
     assert opt.ask() == Ask(default_candidate(task.view, opt.model), task.view.max_epochs) and opt.ask() is None
     with pytest.raises(ValueError, match="needs a MetaContext"):
         BestOnAverage(task.view, 0, None)
+
+
+def test_frozen_backbone_baselines_pick_their_runs(frozen_store: Path) -> None:
+    (task,) = load_tasks(frozen_store, "micro", ["A"])
+    view, names = task.view, list(task.view.feature_names)
+    assert {"lora_rank", "lora_alpha", "lora_targets=qkv"} <= set(names)  # the encoding shows LoRA runs
+    rank = view.features[:, names.index("lora_rank")]
+    lp, lora = strategy_rows(view, "linear_probe"), strategy_rows(view, "lora")
+    assert lora.size == 3 and (rank[lora] > 0).all()
+    assert lp.size >= 3 and (rank[lp] == 0).all()
+    assert (view.features[np.r_[lp, lora], names.index("pct_to_freeze")] == 1.0).all()
+    for strategy, rows in (("linear_probe", lp), ("lora", lora)):
+        opt = make_optimizer(strategy, view, 0)
+        assert isinstance(opt, FrozenBackbone) and opt.candidate in rows
+        assert opt.ask() == Ask(opt.candidate, view.max_epochs) and opt.ask() is None
+        assert opt.candidate == default_candidate(view, None, STRATEGIES[strategy], rows=rows)
+    rank4 = make_optimizer("lora", view, 0, defaults={"lora_rank": 4})
+    assert isinstance(rank4, FrozenBackbone)
+    assert rank4.candidate == default_candidate(view, None, {**STRATEGIES["lora"], "lora_rank": 4}, rows=lora)
+    one_model = make_optimizer("lora", view, 0, model=view.models[lora[0]])
+    assert isinstance(one_model, FrozenBackbone) and view.models[one_model.candidate] == view.models[lora[0]]
+
+
+def test_frozen_backbone_baselines_without_such_runs_say_so(task: Task) -> None:
+    assert strategy_rows(task.view, "lora").size == 0 and "lora_rank" not in task.view.feature_names
+    with pytest.raises(ValueError, match=r"method 'lora': task A \(micro\) holds no LoRA .*search_space=exp5"):
+        make_optimizer("lora", task.view, 0)

@@ -148,9 +148,13 @@ def test_cli(bench_store: Path, tmp_path: Path) -> None:
         typo.stderr
     )
     assert not (tmp_path / "typo").exists()  # nothing ran, nothing was written
+    no_lora = _cli(f"store={bench_store}", f"out={tmp_path / 'lora'}", "methods=[random_search,lora]", "progress=false")
+    assert no_lora.returncode == 2 and "method 'lora': task A (micro) holds no LoRA" in no_lora.stderr
+    assert not (tmp_path / "lora").exists()
 
 
-def test_core_imports_neither_torch_nor_timm(bench_store: Path, tmp_path: Path) -> None:
+def test_core_imports_neither_torch_nor_timm(frozen_store: Path, tmp_path: Path) -> None:
+    bench_store = frozen_store  # every method runs on it, the Exp. 5 baselines included
     names = method_names(needs_torch=False)
     code = f"""
 import sys
