@@ -184,8 +184,17 @@ def search_view(
     models: list[str],
 ) -> SearchView:  # fmt: skip
     """The optimizer's view of the candidates, encoded like a store's runs (columns aligned by name later)."""
-    rows = [{"run_id": c.run_id, "pipeline_id": c.pipeline_id, "model": c.model,
-             **{k: c.hp.get(k) for k in HYPERPARAMETERS}} for c in candidates]  # fmt: skip
+    # extra_hps: the LoRA hyperparameters are encoded from it (metagen.store.encoding)
+    rows = [
+        {
+            "run_id": c.run_id,
+            "pipeline_id": c.pipeline_id,
+            "model": c.model,
+            **{k: c.hp.get(k) for k in HYPERPARAMETERS},
+            "extra_hps": json.dumps({k: v for k, v in c.hp.items() if k not in HYPERPARAMETERS}),
+        }
+        for c in candidates
+    ]
     enc = encode_hyperparameters(pl.DataFrame(rows, infer_schema_length=None), models=sorted(models))
     names = tuple(c for c in enc.columns if c not in ("run_id", "pipeline_id"))
     features = enc.select(names).to_numpy().astype(np.float64)
