@@ -46,6 +46,7 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
 TORCH_FREE = (
     "metagen.store",
     "metagen.datasets",
+    "metagen.fetch",
     "metagen.sweep",
     "metagen.versions",
     "metagen.slurm",
