@@ -126,9 +126,14 @@ def _transfer(url: str, partial: Path, expected: Expected, timeout_s: float, pro
     try:
         response = _open(url, offset, timeout_s)
     except urllib.error.HTTPError as e:
-        if e.code == 416 and offset > 0:  # nothing left to send: the partial file may already be whole
+        if e.code != 416 or offset == 0:
+            raise
+        # nothing left to send: the partial file is whole if it has the size the server states (bytes */SIZE)
+        stated = (e.headers.get("Content-Range") or "").rpartition("/")[2]
+        if stated.isdigit() and int(stated) == offset:
             return
-        raise
+        partial.unlink()
+        raise _Interrupted(f"the server refused to resume at byte {offset} (HTTP 416); starting again") from e
     with response:
         if offset > 0 and response.status != 206:
             offset = 0  # the server sent the whole file

@@ -61,6 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
             start = int(rng.removeprefix("bytes=").split("-")[0])
             if start >= len(body):
                 self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
@@ -156,6 +157,21 @@ def test_a_server_that_ignores_the_range_is_read_from_the_start(server: tuple[st
     (tmp_path / "f.bin.partial").write_bytes(b"garbage")
     download(f"{base}/f.bin", tmp_path / "f.bin", progress=quiet, settings=NO_WAIT)
     assert (tmp_path / "f.bin").read_bytes() == data
+
+
+def test_a_partial_file_as_long_as_the_file_is_finished_and_a_longer_one_restarts(
+    server: tuple[str, Files], tmp_path: Path
+) -> None:
+    base, files = server
+    data = b"abcdef" * 500
+    files.content["/f.bin"] = data
+    (tmp_path / "f.bin.partial").write_bytes(data)
+    download(f"{base}/f.bin", tmp_path / "f.bin", progress=quiet, settings=NO_WAIT)
+    assert (tmp_path / "f.bin").read_bytes() == data and files.requests == [("/f.bin", f"bytes={len(data)}-")]
+    (tmp_path / "g.bin.partial").write_bytes(data + b"junk")
+    files.content["/g.bin"] = data
+    download(f"{base}/g.bin", tmp_path / "g.bin", progress=quiet, settings=NO_WAIT)
+    assert (tmp_path / "g.bin").read_bytes() == data
 
 
 def test_checksum_mismatch_is_refused_and_deleted(server: tuple[str, Files], tmp_path: Path) -> None:
