@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from benchmark.config import RunConfig
+from benchmark.runner import run_benchmark
 from metagen.fetch import Expected, FetchError, Mirrors, download, extract_zip, fetch_openml_dataset, fetch_quicktune
 from metagen.fetch.cli import main
 from metagen.fetch.download import DownloadSettings
@@ -245,6 +247,11 @@ def test_quicktune_lfs_pointer_is_followed_checked_and_importable(
     assert not list((dest / ".fetch").glob("*.zip"))  # archive removed after extraction
     report = import_quicktune(dest / "quicktune", tmp_path / "store")
     assert report.versions == ["micro"] and report.runs_imported == len(QT_RUNS) and not report.runs_skipped
+    replays = run_benchmark(  # fetch -> import -> benchmark
+        RunConfig(store=str(tmp_path / "store"), out=str(tmp_path / "runs"), version="micro",
+                  methods=["random_search"], seeds=[0], budget_s=60.0, progress=False)
+    )  # fmt: skip
+    assert replays.done == 2 and not replays.failed  # one cell per imported dataset (PNU, BRD)
     n_requests = len(files.requests)
     again = fetch_quicktune("micro", dest, mirrors, progress=quiet, settings=NO_WAIT)
     assert not again.downloaded and again.path == fetched.path
