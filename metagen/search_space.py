@@ -64,12 +64,16 @@ class SearchSpace:
             raise FileNotFoundError(f"no search space {name_or_path!r} ({path}); known: {known}")
         raw = yaml.safe_load(path.read_text())
         models = tuple(ModelInfo(**m) for m in raw["models"])
-        hps = []
+        hps: list[Hyperparameter] = []
         for hp_name, spec in raw["hyperparameters"].items():
             cond = spec.get("active_if") or {}
             if len(cond) > 1:
                 raise ValueError(f"{path}: {hp_name} has more than one parent in active_if")
             parent, parent_values = next(iter(cond.items()), (None, ()))
+            if parent is not None and parent not in {h.name for h in hps}:
+                raise ValueError(  # sampling goes in file order: a child before its parent would never be active
+                    f"{path}: {hp_name} is active_if {parent}, which must be listed before it (or does not exist)"
+                )
             hps.append(Hyperparameter(hp_name, tuple(spec["values"]), parent, tuple(parent_values)))
         return cls(raw.get("name", path.stem), models, tuple(hps))
 

@@ -73,6 +73,16 @@ def test_missing_hyperparameters_are_sampled_deterministically_and_respect_condi
     assert ("patience_epochs" in hps) == (hps["sched"] == "plateau")
 
 
+def test_a_space_listing_a_child_before_its_parent_is_refused(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "models: [{name: m, alias: m, params_m: 1.0}]\nhyperparameters:\n"
+        "  lora_alpha: {values: [8], active_if: {lora_rank: [4]}}\n  lora_rank: {values: [0, 4]}\n"
+    )
+    with pytest.raises(ValueError, match="lora_alpha is active_if lora_rank, which must be listed before it"):
+        SearchSpace.load(path)
+
+
 def test_sampled_values_do_not_shift_when_one_is_given():
     space = SearchSpace.load("v1")
     free = sample_hyperparameters(space, {}, np.random.default_rng(0))
