@@ -49,6 +49,8 @@ def run_module(module: str, *args: str, cwd: Path) -> tuple[int, list[str], str,
         ("benchmark.run", ["nosuch=1"]),
         ("benchmark.run", ["out=/x"]),  # store= missing
         ("benchmark.figures", ["results=/no/such/results", "out=/tmp/unused"]),
+        ("benchmark.paper", ["nosuch=1"]),
+        ("benchmark.paper", ["store=/no/such/store", "out=/tmp/unused-paper"]),
         ("surrogates.evaluate", ["nosuch=1"]),
     ],
 )
@@ -70,6 +72,8 @@ def test_bad_input_exits_2_without_importing_torch(module: str, args: list[str],
                            "dla46x_c", "shapes", "cpu10", "Exit codes"]),
         ("benchmark.run", ["methods=[random_search,hyperband,asha,bohb]", "quicktune-M", "dyhpo", "default_model",
                            "slurm.partition", "Exit codes"]),
+        ("benchmark.paper", ["experiments", "fig5", "max_datasets", "overhead=measured", "cluster=local",
+                             "slurm.partition", "Exit codes"]),
     ],
 )  # fmt: skip
 def test_help_lists_the_choices_without_importing_torch(module: str, expected: list[str], tmp_path: Path) -> None:

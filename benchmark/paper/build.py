@@ -161,6 +161,7 @@ def manifest(p: PaperPlan) -> dict[str, Any]:
         "jobs": int(cfg.jobs),
         "max_datasets": cfg.max_datasets,
         "search_space": cfg.search_space,
+        "method_options": {k: dict(v) for k, v in cfg.method_options.items()},
         "versions": versions,
     }
 

@@ -197,6 +197,13 @@ def index_markdown(manifest: dict[str, Any], sections: list[Section], any_result
             else f" (the first {manifest['max_datasets']} of each, max_datasets=)"
         ),
         f"* Executor: {manifest['cluster']} (jobs={manifest['jobs']})",
+        "* Method options: "
+        + (
+            "; ".join(f"`{m}`: {o}" for m, o in manifest.get("method_options", {}).items())
+            + " (overrides of the defaults; every cell's full options: runs/<version>/run.json)"
+            if manifest.get("method_options")
+            else "each method's defaults (every cell's full options: runs/<version>/run.json)"
+        ),
     ]
     for v, d in manifest["versions"].items():
         r = d["last_run"]
