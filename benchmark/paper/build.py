@@ -5,7 +5,7 @@ cell before any runs; :func:`run_paper` replays the cells that have no file yet 
 version under ``OUT/runs/``, resumable, locally or on SLURM through :func:`benchmark.runner.run_benchmark`)
 and then writes the figures, tables and ``index.md`` (:func:`benchmark.paper.outputs.write_outputs`).
 ``OUT/paper.json`` records the plan: experiments with their labels and the entries left out (and why),
-budgets, seeds, overhead policy and what each run did.
+budgets, seeds, overhead policy and what every run of the command did (``history``, kept across reruns).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from benchmark.config import PaperConfig, RunConfig
-from benchmark.paper.common import MANIFEST, RUNS
+from benchmark.paper.common import MANIFEST, RUNS, read_manifest
 from benchmark.paper.experiments import EXPERIMENTS, Entry, Experiment, union_entries, version_experiments
 from benchmark.paper.outputs import write_outputs
 from benchmark.registry import METHODS
@@ -40,6 +41,7 @@ class PaperPlan:
     todo: dict[str, int]
     n_models: dict[str, int] = field(default_factory=dict)
     summaries: dict[str, RunSummary] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def runs_dir(out: str | Path, version: str) -> Path:
@@ -122,7 +124,13 @@ def plan_paper(cfg: PaperConfig) -> PaperPlan:
         jobs, _ = plan(run)  # checks methods, options, budget, overhead; lists the cells
         planned[version] = len(jobs)
         todo[version] = sum(not j.path.is_file() for j in jobs)
-    return PaperPlan(cfg, experiments, runs, planned, todo, n_models)
+    history = []
+    if (Path(cfg.out) / MANIFEST).is_file():
+        try:
+            history = list(read_manifest(cfg.out).get("history", []))
+        except ValueError:
+            history = []  # a damaged paper.json: rewritten below, its history lost
+    return PaperPlan(cfg, experiments, runs, planned, todo, n_models, history=history)
 
 
 def manifest(p: PaperPlan) -> dict[str, Any]:
@@ -131,7 +139,6 @@ def manifest(p: PaperPlan) -> dict[str, Any]:
     meta = metadata_fields(cfg.store)
     versions: dict[str, Any] = {}
     for v, run in p.runs.items():
-        s = p.summaries.get(v)
         versions[v] = {
             "results": str(Path(RUNS) / v),
             "datasets": list(run.datasets or []),
@@ -146,9 +153,6 @@ def manifest(p: PaperPlan) -> dict[str, Any]:
                 }
                 for e in p.experiments[v]
             },
-            "last_run": None
-            if s is None
-            else {"replayed": s.done, "already_done": s.skipped, "failed": len(s.failed), "wall_s": round(s.wall_s, 1)},
         }
     return {
         "store": str(Path(cfg.store).resolve()),
@@ -163,6 +167,7 @@ def manifest(p: PaperPlan) -> dict[str, Any]:
         "search_space": cfg.search_space,
         "method_options": {k: dict(v) for k, v in cfg.method_options.items()},
         "versions": versions,
+        "history": p.history,
     }
 
 
@@ -188,8 +193,11 @@ def run_paper(cfg: PaperConfig, log: Any = print) -> tuple[PaperPlan, list[Path]
             log(f"  {e.version} {e.key}: {label} skipped: {reason}")
     write_manifest(p)
     for version, run in p.runs.items():
-        p.summaries[version] = run_benchmark(run)
-        log(f"{version}: {p.summaries[version]}")
+        s = p.summaries[version] = run_benchmark(run)
+        log(f"{version}: {s}")
+        p.history.append({"version": version, "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                          "replayed": s.done, "already_done": s.skipped, "failed": len(s.failed),
+                          "wall_s": round(s.wall_s, 1)})  # fmt: skip
         write_manifest(p)
     written = write_outputs(cfg.out, formats=cfg.formats, dpi=cfg.dpi)
     log(f"wrote {len(written)} files to {Path(cfg.out).resolve()} in {time.perf_counter() - t0:.1f} s (index.md)")

@@ -206,10 +206,10 @@ def index_markdown(manifest: dict[str, Any], sections: list[Section], any_result
         ),
     ]
     for v, d in manifest["versions"].items():
-        r = d["last_run"]
-        if r is not None:
-            lines.append(f"* Last run, {v}: {d['planned_cells']} cells planned, {r['replayed']} replayed, "
-                         f"{r['already_done']} already done, {r['failed']} failed, {r['wall_s']:g} s wall")  # fmt: skip
+        lines.append(f"* Cells planned, {v}: {d['planned_cells']}")
+    for r in manifest.get("history", []):
+        lines.append(f"* Run finished {r['finished_at']}, {r['version']}: {r['replayed']} cells replayed, "
+                     f"{r['already_done']} already done, {r['failed']} failed, {r['wall_s']:g} s wall")  # fmt: skip
     if not any_results:
         lines.append("* No cell has finished yet.")
     lines.append("")

@@ -88,16 +88,19 @@ def pareto_table(models: list[HubModel]) -> pl.DataFrame:
 
 def plot_pareto(table: pl.DataFrame) -> Figure:
     """Scatter of the models with a top-1 (log parameters), the front as a step line, each model named."""
-    fig = Figure(figsize=(7.0, 4.6), layout="constrained")
+    fig = Figure(figsize=(8.5, 4.6), layout="constrained")
     ax = fig.subplots()
-    known = table.filter(pl.col("imagenet_top1").is_not_null())
+    known = table.filter(pl.col("imagenet_top1").is_not_null()).sort("params_m", "model")
     if known.height:
         ax.scatter(known["params_m"], known["imagenet_top1"], color="#0072B2", s=22, zorder=3)
-        front = known.filter(pl.col("on_front")).sort("params_m")
+        front = known.filter(pl.col("on_front"))
         ax.step(front["params_m"], front["imagenet_top1"], where="post", color="#D55E00", lw=1.4, label="Pareto front")
-        for r in known.iter_rows(named=True):
-            ax.annotate(r["alias"] or r["model"], (r["params_m"], r["imagenet_top1"]), fontsize=6,
-                        xytext=(3, -3), textcoords="offset points")  # fmt: skip
+        key = []  # points are numbered by size; the names go into a key beside the axes (they would overlap)
+        for i, r in enumerate(known.iter_rows(named=True), start=1):
+            ax.annotate(str(i), (r["params_m"], r["imagenet_top1"]), fontsize=6, xytext=(3, -6 if i % 2 else 3),
+                        textcoords="offset points")  # fmt: skip
+            key.append(f"{i:>2} {r['alias'] or r['model']} ({r['params_m']:g} M, {r['imagenet_top1']:g} %)")
+        ax.text(1.02, 1.0, "\n".join(key), transform=ax.transAxes, fontsize=5.5, va="top", family="monospace")
         ax.set_xscale("log")
         ax.legend(frameon=False, loc="lower right")
     missing = table.filter(pl.col("imagenet_top1").is_null())["model"].to_list()

@@ -44,6 +44,7 @@ def test_resumes_without_the_torch_methods(bench_store: Path, tmp_path: Path, mo
     assert all(p.is_file() and (p.name == "index.md" or f"({p.name})" in index) for p in written)
     again, _ = run_paper(_config(bench_store, out, method_options={}), log=lambda _: None)
     assert again.todo == {"micro": 0} and again.summaries["micro"].done == 0
+    assert [r["replayed"] for r in read_manifest(out)["history"]] == [10, 0]
 
 
 @pytest.mark.slow
@@ -65,14 +66,17 @@ def test_plans_runs_resumes_and_writes_every_file_of_the_index(bench_store: Path
     expected = {"fig3_baselines_regret.png", "fig4_ablations_rank.png", "fig6_model_first_regret.png"}
     expected |= {"fig5_hub_size.png", "table_no_hpo.md", "fig1_model_ranks_micro.png"}
     assert expected <= {p.name for p in written}
-    assert read_manifest(out)["versions"]["micro"]["last_run"]["replayed"] == plan.planned["micro"]
+    assert read_manifest(out)["history"][0]["replayed"] == plan.planned["micro"]
     mtimes = {f: f.stat().st_mtime_ns for f in cell_files(out / "runs" / "micro")}
 
     again, written_again = run_paper(_config(bench_store, out), log=lines.append)
     assert again.todo == {"micro": 0} and again.summaries["micro"].done == 0
     assert {f: f.stat().st_mtime_ns for f in cell_files(out / "runs" / "micro")} == mtimes  # no cell rewritten
     assert [p.name for p in written_again] == [p.name for p in written]
-    assert "0 replayed, " + str(plan.planned["micro"]) + " already done" in (out / "index.md").read_text()
+    history = read_manifest(out)["history"]  # both runs, the first one's work kept
+    n = plan.planned["micro"]
+    assert [(r["replayed"], r["already_done"]) for r in history] == [(n, 0), (0, n)]
+    assert f"0 cells replayed, {plan.planned['micro']} already done" in (out / "index.md").read_text()
 
 
 def test_a_misspelled_option_or_a_bad_store_errors_before_any_cell(bench_store: Path, tmp_path: Path):

@@ -40,7 +40,7 @@ def _manifest(store: Path, skipped: dict | None = None) -> dict:
                    "skipped": {"default-BEiT": "the store has no run of beit_large_patch16_512 on A, B, C"}},
     }  # fmt: skip
     version = {"results": "runs/micro", "datasets": ["A", "B", "C"], "planned_cells": 24, "n_models": 4,
-               "budget_s": 100.0, "experiments": exps, "last_run": None}  # fmt: skip
+               "budget_s": 100.0, "experiments": exps}  # fmt: skip
     return {"store": str(store), "store_name": "bench-test", "synthetic": True, "seeds": [0, 1], "budget": 100.0,
             "overhead": "measured", "cluster": "local", "jobs": 1, "max_datasets": None,
             "versions": {"micro": version}}  # fmt: skip
