@@ -106,9 +106,10 @@ def plan_paper(cfg: PaperConfig) -> PaperPlan:
     experiments, runs, planned, todo, n_models = {}, {}, {}, {}, {}
     labels: set[str] = set()
     for version in versions:
-        datasets = sorted(list_datasets(cfg.store, version))[: cfg.max_datasets]
+        every = sorted(list_datasets(cfg.store, version))
+        datasets = every[: cfg.max_datasets]
         tasks = load_tasks(cfg.store, version, datasets)
-        exps = version_experiments(tasks, which)
+        exps = version_experiments(tasks, which, n_datasets=len(every))
         n_models[version] = len({m for t in tasks for m in t.view.models})
         entries = union_entries(exps)
         labels |= {e.label for e in entries}

@@ -111,8 +111,13 @@ def _missing_model(tasks: Sequence[Task], model: str) -> list[str]:
     return missing
 
 
-def version_experiments(tasks: Sequence[Task], which: Sequence[str] = EXPERIMENTS) -> list[Experiment]:
+def version_experiments(
+    tasks: Sequence[Task], which: Sequence[str] = EXPERIMENTS, n_datasets: int | None = None
+) -> list[Experiment]:
     """Every experiment in ``which`` for the tasks (datasets) of one version.
+
+    ``n_datasets`` is the number of datasets the version has (default ``len(tasks)``): meta-learning methods train
+    on the other datasets of the version, also those not among ``tasks``, so they need at least 2.
 
     Raises:
         ValueError: ``which`` names an unknown experiment, or ``tasks`` is empty.
@@ -123,6 +128,7 @@ def version_experiments(tasks: Sequence[Task], which: Sequence[str] = EXPERIMENT
     if not tasks:
         raise ValueError("no datasets to plan experiments on")
     version = tasks[0].version
+    others = (len(tasks) if n_datasets is None else n_datasets) - 1
     n_models = len({m for t in tasks for m in t.view.models})
     out = []
     for key in [k for k in EXPERIMENTS if k in which]:
@@ -148,9 +154,9 @@ def version_experiments(tasks: Sequence[Task], which: Sequence[str] = EXPERIMENT
         entries = []
         for e in wanted:
             reason = availability(e.method)
-            if reason is None and spec(e.method).needs_context and len(tasks) < 2:
+            if reason is None and spec(e.method).needs_context and others < 1:
                 reason = "meta-learns on the other datasets, but the version has only one dataset"
-            if reason is None and e.options.get("select_model_first") and len(tasks) < 2:
+            if reason is None and e.options.get("select_model_first") and others < 1:
                 reason = "chooses its model on the other datasets, but the version has only one dataset"
             if reason is None:
                 entries.append(e)

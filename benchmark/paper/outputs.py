@@ -58,6 +58,12 @@ def _methods(manifest: dict[str, Any], key: str) -> list[str]:
     return out
 
 
+def _empty(manifest: dict[str, Any], key: str) -> str:
+    """Why a section has no figure: the experiment was not planned, or none of its cells has finished."""
+    planned = any(key in v["experiments"] for v in manifest["versions"].values())
+    return "no finished cell yet" if planned else "not planned (not in experiments=)"
+
+
 def _skipped(manifest: dict[str, Any], key: str) -> list[str]:
     out = []
     for version, v in manifest["versions"].items():
@@ -115,7 +121,7 @@ def write_outputs(out: str | Path, formats: tuple[str, ...] | list[str] = ("png"
         labels = experiment_labels(manifest, key)
         figs = over_time_figures(results, labels, TITLES[key], styles) if results is not None and labels else None
         if figs is None:
-            section.notes.append("no finished cell yet")
+            section.notes.append(_empty(manifest, key))
         else:
             sub = subset(results, labels) if results is not None else None
             section.notes += proposal_notes(sub) if sub is not None else []
@@ -139,7 +145,7 @@ def write_outputs(out: str | Path, formats: tuple[str, ...] | list[str] = ("png"
         sizes[v] = {m: int(entries[m]["options"].get("hub_size", n_models)) for m in hub_labels}
     hub = hub_size_table(results, sizes) if results is not None and sizes else None
     if hub is None:
-        section.notes.append("no finished cell yet")
+        section.notes.append(_empty(manifest, "fig5"))
     else:
         hub.write_csv(out / "fig5_hub_size.csv")
         section.files += [*save(plot_hub_size(hub), out / "fig5_hub_size", formats, dpi), out / "fig5_hub_size.csv"]
@@ -152,7 +158,7 @@ def write_outputs(out: str | Path, formats: tuple[str, ...] | list[str] = ("png"
     section = Section(TITLES["no_hpo"], notes=_methods(manifest, "no_hpo") + _skipped(manifest, "no_hpo"))
     nohpo = no_hpo_table(results, experiment_labels(manifest, "no_hpo")) if results is not None else None
     if nohpo is None:
-        section.notes.append("no finished cell yet")
+        section.notes.append(_empty(manifest, "no_hpo"))
     else:
         nohpo.write_csv(out / "table_no_hpo.csv")
         (out / "table_no_hpo.md").write_text(

@@ -64,6 +64,8 @@ def test_meta_learning_methods_need_a_second_dataset(bench_store: Path):
     (fig4,) = version_experiments(load_tasks(bench_store, "micro", ["A"]), ["fig4"])
     assert fig4.labels == ["quicktune-M"]  # the only one that does not meta-learn
     assert "only one dataset" in dict(fig4.skipped)["quicktune"]
+    (fig4,) = version_experiments(load_tasks(bench_store, "micro", ["A"]), ["fig4"], n_datasets=3)
+    assert fig4.labels == ["quicktune", "quicktune-M", "quicktune-C", "quicktune-G"]  # trains on B and C
 
 
 def test_bad_experiment_names_and_clashing_labels_are_errors(bench_store: Path):

@@ -64,6 +64,7 @@ def test_write_outputs_writes_every_file_the_index_names(paper_dir: Path):
     assert {"fig1_model_ranks_micro.png", "fig2_pareto.png", "fig3_baselines_regret.png", "fig3_baselines_rank.png",
             "fig5_hub_size.png", "table_no_hpo.md", "composition.md"} <= names  # fmt: skip
     assert not any(n.startswith(("fig4", "fig6")) for n in names)  # not in this manifest: no figure, a note
+    assert "not planned (not in experiments=)" in index
     assert "**dehb** skipped: not available" in index and "**default-BEiT** skipped" in index
     assert "SYNTHETIC" in index and "`measured` (the optimizer's own wall time counts" in index
     assert "micro 100 s" in index and "Seeds: [0, 1]" in index and "LogME" in index
