@@ -147,7 +147,8 @@ def version_experiments(
             for short, model in DEFAULT_MODELS:
                 missing = _missing_model(tasks, model)
                 if missing:
-                    skipped.append((f"default-{short}", f"the store has no run of {model} on {', '.join(missing)}"))
+                    where = "any of its datasets" if len(missing) == len(tasks) else ", ".join(missing)
+                    skipped.append((f"default-{short}", f"the store has no run of {model} on {where}"))
                 else:
                     wanted.append(Entry(f"default-{short}", "default_model", {"model": model}))
             wanted.append(Entry("quicktune", "quicktune"))
