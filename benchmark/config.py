@@ -1,6 +1,6 @@
 """Structured configs of the benchmark's command lines: ``python -m benchmark.run`` (:class:`RunConfig`, registered
 with Hydra's ConfigStore as ``benchmark_schema``) and ``python -m benchmark.figures`` (:class:`FiguresConfig`,
-registered as ``figures``)."""
+registered as ``figures``) and ``python -m benchmark.paper`` (:class:`PaperConfig`, registered as ``paper``)."""
 
 from __future__ import annotations
 
@@ -101,9 +101,62 @@ class FiguresConfig:
     hydra: Any = field(default_factory=quiet_hydra)
 
 
+@dataclass
+class PaperConfig:
+    """``python -m benchmark.paper``: every experiment of the paper on one store, then its figures and tables.
+
+    Attributes:
+        store: learning-curve store to replay.
+        out: output folder: ``runs/<version>/`` (one RESULTS directory per version, resumable), the figures,
+            the tables and ``index.md``.
+        versions: versions of the store to run (``null`` = every version the store has).
+        seeds: optimizer seeds (the paper: one run per method and dataset).
+        budget: simulated seconds per replay (``null`` = each version's default: micro 3600, mini 14400,
+            extended 57600 s, as the paper's run scripts).
+        max_datasets: use only the first this many datasets (sorted) of each version (``null`` = all).
+        overhead: optimizer overhead charged to the simulated clock (``measured`` = the paper's setting:
+            the optimizer's own wall time counts; ``none`` | ``measured`` | seconds per step).
+        experiments: which of the paper's experiments to run (``null`` = all: fig3, fig4, fig5, fig6, no_hpo).
+        cluster: ``local`` (``jobs`` processes here) or ``slurm`` (a job array per version, see ``slurm``).
+        jobs: local processes replaying cells in parallel (``jobs=1`` keeps measured overhead clean).
+        slurm: the job array of ``cluster=slurm``.
+        cache_dir: where Quick-Tune caches meta-trained models (``null`` = ``<out>/cache``).
+        method_options: option overrides per registered method or per label, e.g.
+            ``{quicktune: {schedule: {initial_epochs: 100}}}`` (checked before any cell runs).
+        search_space: the store's search space, whose model metadata (parameters, ImageNet top-1) Fig. 2 plots
+            (``null`` = for each model the first space of ``conf/search_spaces`` that has it, ``v1`` first; give
+            ``hub6`` for the bundled store, whose Fashion-MNIST-pretrained models have no ImageNet top-1).
+        formats: figure file formats.
+        dpi: resolution of raster figures.
+        progress: show progress bars and a line per cell.
+    """
+
+    store: str = MISSING
+    out: str = MISSING
+    versions: list[str] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    budget: float | None = None
+    max_datasets: int | None = None
+    overhead: str = "measured"
+    experiments: list[str] | None = None
+    cluster: str = "local"
+    jobs: int = 1
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    cache_dir: str | None = None
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    search_space: str | None = None
+    formats: list[str] = field(default_factory=lambda: ["png"])
+    dpi: int = 110
+    progress: bool = True
+    # Hydra itself: no output folder, no log files, no change of directory.
+    defaults: list[Any] = field(default_factory=quiet_defaults)
+    hydra: Any = field(default_factory=quiet_hydra)
+
+
 def register_configs() -> None:
-    """Registers :class:`RunConfig` as ``benchmark_schema`` (``conf/benchmark/run.yaml`` extends it) and
-    :class:`FiguresConfig` as ``figures``."""
+    """Registers :class:`RunConfig` as ``benchmark_schema`` (``conf/benchmark/run.yaml`` extends it),
+    :class:`FiguresConfig` as ``figures`` and :class:`PaperConfig` as ``paper``."""
     cs = ConfigStore.instance()
     cs.store(name="benchmark_schema", node=RunConfig)
     cs.store(name="figures", node=FiguresConfig)
+    cs.store(name="paper", node=PaperConfig)

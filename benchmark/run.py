@@ -9,7 +9,9 @@ version, missing store), 130 interrupted. ``--help`` lists every key and the reg
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -52,8 +54,12 @@ def help_text() -> str:
     )
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="run")
-def _app(cfg: DictConfig) -> None:
+T = TypeVar("T")
+
+
+def structured(cfg: DictConfig, cls: type[T]) -> T:
+    """The composed config as its dataclass ``cls`` (which has ``store`` and ``out``); exits 2 with a one-line
+    message when one of them is missing or a value has the wrong type."""
     app_started()
     missing = missing_keys_message(cfg, ("store", "out"))
     if missing:
@@ -62,32 +68,51 @@ def _app(cfg: DictConfig) -> None:
         config = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
         fail(f"error: {type(e).__name__}: {str(e).splitlines()[0]}")
-    assert isinstance(config, RunConfig)
+    assert isinstance(config, cls)
+    return config
+
+
+def guarded(work: Callable[[], T], prefix: str = "error") -> T:
+    """``work()``; bad input it finds (store, version, method, option, RESULTS of another run) exits 2 with
+    ``prefix: message``, an interrupt exits 130 saying how to resume."""
     from benchmark.registry import UnknownMethodError
     from benchmark.results import ResultsError
-    from benchmark.runner import run_benchmark
     from benchmark.task import TaskError
     from metagen.store import StoreError
 
     try:
-        summary = run_benchmark(config)
-    except (TaskError, UnknownMethodError, ResultsError, StoreError, ImportError, ValueError) as e:
-        fail(f"error: {e}", BAD_INPUT)
+        return work()
+    except (TaskError, UnknownMethodError, ResultsError, StoreError, ImportError, ValueError, FileNotFoundError) as e:
+        fail(f"{prefix}: {e}", BAD_INPUT)
     except KeyboardInterrupt:
         fail("interrupted; rerun the same command to resume (finished cells are kept)", INTERRUPTED)
+    raise AssertionError("unreachable: fail() exits")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="run")
+def _app(cfg: DictConfig) -> None:
+    config = structured(cfg, RunConfig)
+    from benchmark.runner import run_benchmark
+
+    summary = guarded(lambda: run_benchmark(config))
     print(summary)
     if summary.failed:
         sys.exit(PROBLEMS)
 
 
-def main() -> None:
-    """Entry point: ``--help``, or the Hydra app (Hydra's own errors exit 2)."""
+def help_or_run(help_text: Callable[[], str], app: Callable[[], object]) -> None:
+    """``--help`` prints ``help_text()``; anything else runs the Hydra ``app`` (Hydra's own errors exit 2)."""
     from metagen import cli_help
 
     if cli_help.wants_help(sys.argv[1:]):
         print(help_text())
         return
-    run_hydra(_app)
+    run_hydra(app)
+
+
+def main() -> None:
+    """Entry point: ``--help``, or the Hydra app."""
+    help_or_run(help_text, _app)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ def run_module(module: str, *args: str, cwd: Path) -> tuple[int, list[str], str,
         ("benchmark.run", ["nosuch=1"]),
         ("benchmark.run", ["out=/x"]),  # store= missing
         ("benchmark.figures", ["results=/no/such/results", "out=/tmp/unused"]),
+        ("benchmark.paper", ["nosuch=1"]),
+        ("benchmark.paper", ["store=/no/such/store", "out=/tmp/unused-paper"]),
         ("surrogates.evaluate", ["nosuch=1"]),
         ("metagen.fetch", ["quicktune/nosuch", "data"]),
         ("metagen.fetch", ["meta-album/micro/set9", "data"]),
@@ -74,6 +76,8 @@ def test_bad_input_exits_2_without_importing_torch(module: str, args: list[str],
                            "slurm.partition", "Exit codes"]),
         ("metagen.fetch", ["quicktune/VERSION", "meta-album/VERSION[/SET]", "openml/ID", "import-quicktune",
                            "Exit codes"]),
+        ("benchmark.paper", ["experiments", "fig5", "max_datasets", "overhead=measured", "cluster=local",
+                             "slurm.partition", "Exit codes"]),
     ],
 )  # fmt: skip
 def test_help_lists_the_choices_without_importing_torch(module: str, expected: list[str], tmp_path: Path) -> None:

@@ -1,0 +1,3 @@
+from benchmark.paper.cli import main
+
+main()
