@@ -1,8 +1,11 @@
 """Where the steps of a tuning session run: N local worker processes, or SLURM jobs through submitit.
 
-Both serve :func:`metagen.tune.worker.run_step` asynchronously: ``submit`` a step, ``wait`` for any to finish,
-``result`` of a finished one. Local workers are spawned processes (one torch import each, reused for every
-step) that die with the session's process, so a killed session leaves no orphan training a pipeline.
+A world (:class:`World`) serves the session's steps asynchronously: ``step`` starts one, ``wait`` for any to
+finish, ``result`` of a finished one, ``finish`` writes an unfinished pipeline to the store, ``epochs`` reads what
+a pipeline has trained so far. Both real worlds run :mod:`metagen.tune.worker` and read the store and the
+checkpoints (the source of truth; a SLURM job writes them on the shared filesystem). Local workers are spawned
+processes (one torch import each, reused for every step) that die with the session's process, so a killed
+session leaves no orphan training a pipeline.
 """
 
 from __future__ import annotations
@@ -10,14 +13,63 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from metagen.tune.worker import StepOutcome, run_step, set_parent_death_signal
+from metagen.tune.worker import EpochRow, StepOutcome, close_run, current_epochs, run_step, set_parent_death_signal
 
 
-class LocalWorld:
+class World(Protocol):
+    """Where a session's steps run (a step ``spec`` is built by :func:`metagen.tune.session.step_spec`)."""
+
+    def step(self, spec: dict[str, Any]) -> Any:
+        """Starts training ``spec["run_id"]`` up to epoch ``spec["target"]``; returns a handle."""
+        ...
+
+    def finish(self, spec: dict[str, Any], reason: str) -> Any:
+        """Starts writing a pipeline short of its budget to the store as ``timeout``; returns a handle."""
+        ...
+
+    def wait(self, handles: Iterable[Any], timeout: float) -> list[Any]:
+        """The handles among ``handles`` that finished within ``timeout`` seconds."""
+        ...
+
+    def result(self, handle: Any) -> Any:
+        """The return value of a finished handle (a :class:`StepOutcome` for a step)."""
+        ...
+
+    def epochs(self, spec: dict[str, Any]) -> tuple[str | None, list[EpochRow]]:
+        """``(stored status or None, epochs)`` the pipeline has now (see :func:`current_epochs`)."""
+        ...
+
+    def close(self) -> None:
+        """Releases the world's workers."""
+        ...
+
+
+class _Submitting(ABC):
+    """The step, finish and epochs of the real worlds, on top of their ``submit``."""
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Starts ``fn(*args)``; returns its handle."""
+
+    def step(self, spec: dict[str, Any]) -> Any:
+        """Starts a training step (:func:`run_step`)."""
+        return self.submit(run_step, spec)
+
+    def finish(self, spec: dict[str, Any], reason: str) -> Any:
+        """Starts :func:`close_run`."""
+        return self.submit(close_run, spec, reason)
+
+    def epochs(self, spec: dict[str, Any]) -> tuple[str | None, list[EpochRow]]:
+        """Read here from the store and the checkpoint (a SLURM job writes them on the shared filesystem)."""
+        return current_epochs(spec)
+
+
+class LocalWorld(_Submitting):
     """``workers`` spawned processes serving steps."""
 
     def __init__(self, workers: int):
@@ -28,10 +80,6 @@ class LocalWorld:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Starts ``fn(*args)`` in a worker; returns its handle."""
         return self.pool.submit(fn, *args)
-
-    def step(self, spec: dict[str, Any]) -> Any:
-        """Starts a training step."""
-        return self.submit(run_step, spec)
 
     def wait(self, handles: Iterable[Any], timeout: float) -> list[Any]:
         """The handles among ``handles`` that finished within ``timeout`` seconds."""
@@ -47,7 +95,7 @@ class LocalWorld:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class SlurmWorld:
+class SlurmWorld(_Submitting):
     """One SLURM job per step through submitit (at most ``workers`` at a time: the session submits no more)."""
 
     def __init__(self, folder: Path, partition: str | None, time_min: int, cpus: int, job_name: str):
@@ -68,10 +116,6 @@ class SlurmWorld:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Submits ``fn(*args)`` as a job."""
         return self.executor.submit(fn, *args)
-
-    def step(self, spec: dict[str, Any]) -> Any:
-        """Submits a training step."""
-        return self.submit(run_step, spec)
 
     def wait(self, handles: Iterable[Any], timeout: float) -> list[Any]:
         """Polls the jobs until one is done or ``timeout`` passes."""
