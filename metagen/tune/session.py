@@ -25,6 +25,7 @@ candidate ``i`` from its checkpoint up to epoch ``b`` in a worker (freeze-thaw, 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -80,6 +81,13 @@ def prepare(cfg: TuneConfig) -> Prepared:
     """
     cfg.check()
     budget = cfg.parsed_budget
+    if cfg.cluster == "slurm":
+        from metagen.sweep.slurm_info import slurm_available
+
+        if not slurm_available():
+            raise _refuse("cluster=slurm, but sbatch/sinfo/squeue are not on the PATH: run the session on a SLURM "
+                          "login node (the jobs need the store, checkpoints and out= on a shared filesystem), or "
+                          "use cluster=local")  # fmt: skip
     try:
         spec(cfg.method)
     except UnknownMethodError as e:
@@ -356,10 +364,15 @@ def _make_world(p: Prepared) -> World:
         from metagen.tune.world import SlurmWorld
 
         return SlurmWorld(p.out / "slurm", cfg.slurm_partition, cfg.slurm_time_min, cfg.slurm_cpus,
-                          f"metagen-tune-{p.dataset_name}")  # fmt: skip
+                          slurm_job_name(p))  # fmt: skip
     from metagen.tune.world import LocalWorld
 
     return LocalWorld(cfg.workers)
+
+
+def slurm_job_name(p: Prepared) -> str:
+    """The name of a session's SLURM jobs: its dataset and a hash of its output folder (one session's only)."""
+    return f"metagen-tune-{p.dataset_name}-{hashlib.sha256(str(p.out.resolve()).encode()).hexdigest()[:8]}"
 
 
 def step_spec(p: Prepared, i: int, target: int, stop_file: str | None, relaunched: bool = False) -> dict[str, Any]:
@@ -529,6 +542,9 @@ class _Loop:
         stop = ""
         try:
             in_flight: dict[Any, int] = {}  # handle -> pipeline
+            cancelled = getattr(world, "cancelled", [])
+            if cancelled:
+                self.log(f"[tune] cancelled {len(cancelled)} SLURM job(s) of the killed launch: {', '.join(cancelled)}")
             if self.journal.of("ask"):
                 t0 = time.monotonic()
                 relaunch = self.replay()

@@ -96,12 +96,20 @@ class LocalWorld(_Submitting):
 
 
 class SlurmWorld(_Submitting):
-    """One SLURM job per step through submitit (at most ``workers`` at a time: the session submits no more)."""
+    """One SLURM job per step through submitit (at most ``workers`` at a time: the session submits no more).
+
+    ``job_name`` names the session's jobs only: jobs of it still alive when the world starts are those of a
+    killed launch of the same session, and are cancelled first (``cancelled``), as local workers die with
+    their session; their steps start again from their checkpoints.
+    """
 
     def __init__(self, folder: Path, partition: str | None, time_min: int, cpus: int, job_name: str):
         from submitit import SlurmExecutor
 
         from metagen.slurm import sbatch_parameters
+        from metagen.sweep.slurm_info import cancel_jobs
+
+        self.cancelled = cancel_jobs(job_name)
 
         self.executor = SlurmExecutor(folder=Path(folder) / "%j", max_num_timeout=0)
         self.executor.update_parameters(
@@ -112,6 +120,13 @@ class SlurmWorld(_Submitting):
         )  # fmt: skip
         # array_parallelism is a parameter of job arrays; single jobs ignore it
         self.poll_s = 2.0
+        self.specs: dict[str, dict[str, Any]] = {}  # job id -> the step it trains
+
+    def step(self, spec: dict[str, Any]) -> Any:
+        """Submits a training step (:func:`run_step`)."""
+        job = self.submit(run_step, spec)
+        self.specs[job.job_id] = spec
+        return job
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Submits ``fn(*args)`` as a job."""
@@ -128,11 +143,16 @@ class SlurmWorld(_Submitting):
             time.sleep(min(self.poll_s, max(end - time.monotonic(), 0.0)))
 
     def result(self, handle: Any) -> Any:
-        """The job's return value; a failed job becomes a step outcome with its error."""
+        """The job's return value; a failed step's job (time limit, node failure, cancelled) becomes a step
+        outcome with its error and the epochs its checkpoint kept."""
         try:
             return handle.result()
         except Exception as e:  # submitit raises on a job that failed or was cancelled
-            return StepOutcome(run_id="", error=f"SLURM job {handle.job_id} failed: {e}")
+            spec = self.specs.get(handle.job_id)
+            if spec is None:
+                raise
+            status, epochs = current_epochs(spec)
+            return StepOutcome(spec["run_id"], epochs, status, f"SLURM job {handle.job_id} failed: {e}")
 
     def close(self) -> None:
         """Nothing to release (jobs end by themselves)."""
