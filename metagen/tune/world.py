@@ -124,7 +124,7 @@ class SlurmWorld(_Submitting):
 
     def step(self, spec: dict[str, Any]) -> Any:
         """Submits a training step (:func:`run_step`)."""
-        job = self.submit(run_step, spec)
+        job = super().step(spec)
         self.specs[job.job_id] = spec
         return job
 

@@ -69,3 +69,24 @@ def test_a_step_is_one_sbatch_job_and_a_killed_launchs_jobs_are_cancelled(
     with open(tmp_path / "slurm" / "4242" / "4242_submitted.pkl", "rb") as f:
         submitted = pickle.load(f)
     assert submitted.function is run_step and submitted.args == (spec,)
+
+
+class _FailedJob:
+    job_id = "4243"
+
+    def result(self) -> None:
+        raise RuntimeError("Job 4243 (task: 0) with path ... has not produced any output (state: TIMEOUT)")
+
+
+def test_a_failed_steps_job_is_told_with_its_checkpointed_epochs(
+    tmp_path: Path, new_dataset: Path, fake_slurm: Path
+) -> None:
+    from metagen.tune.world import SlurmWorld
+
+    p = prepare(tune_config(tmp_path, new_dataset, cluster="slurm"))
+    world = SlurmWorld(tmp_path / "slurm", None, 7, 1, slurm_job_name(p))
+    spec = step_spec(p, 1, 2, None)
+    world.specs["4243"] = spec  # as step() records it
+    out = world.result(_FailedJob())
+    assert out.run_id == spec["run_id"] and out.epochs == [] and out.status is None  # nothing checkpointed yet
+    assert out.error is not None and out.error.startswith("SLURM job 4243 failed:") and "TIMEOUT" in out.error
