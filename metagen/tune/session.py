@@ -82,12 +82,7 @@ def prepare(cfg: TuneConfig) -> Prepared:
     cfg.check()
     budget = cfg.parsed_budget
     if cfg.cluster == "slurm":
-        from metagen.sweep.slurm_info import slurm_available
-
-        if not slurm_available():
-            raise _refuse("cluster=slurm, but sbatch/sinfo/squeue are not on the PATH: run the session on a SLURM "
-                          "login node (the jobs need the store, checkpoints and out= on a shared filesystem), or "
-                          "use cluster=local")  # fmt: skip
+        _check_slurm(cfg)
     try:
         spec(cfg.method)
     except UnknownMethodError as e:
@@ -161,6 +156,34 @@ def prepare(cfg: TuneConfig) -> Prepared:
     finetune = [{**base, "model": c.model, "hp": dict(c.hp), "pretrained": pretrained(c.model)} for c in candidates]
     return Prepared(cfg, budget, info, str(dataset.resolve()), ds.name, version, epochs, candidates, view,
                     cfg.out_dir(ds.name), str(store), checkpoint_dir, finetune, context)  # fmt: skip
+
+
+def _check_slurm(cfg: TuneConfig) -> None:
+    """SLURM answers and a step's job fits the partition (as ``sinfo`` reports it; unchecked if it fails)."""
+    from metagen.sweep.slurm_info import query_partitions, slurm_available
+    from metagen.tune.world import SLURM_MEM_GB
+
+    if not slurm_available():
+        raise _refuse("cluster=slurm, but sbatch/sinfo/squeue are not on the PATH: run the session on a SLURM "
+                      "login node (the jobs need the store, checkpoints and out= on a shared filesystem), or "
+                      "use cluster=local")  # fmt: skip
+    try:
+        partitions, default = query_partitions()
+    except Exception:  # sinfo failing or restricted: sbatch still validates each job
+        return
+    name = cfg.slurm_partition or default
+    if name not in partitions:
+        raise _refuse(f"slurm_partition={name!r} is not a partition of this cluster: {sorted(partitions)}")
+    part = partitions[name]
+    problems = []
+    if cfg.slurm_cpus > part.max_cpus:
+        problems.append(f"slurm_cpus={cfg.slurm_cpus}, but its nodes have at most {part.max_cpus} CPUs")
+    if part.max_time_min is not None and cfg.slurm_time_min > part.max_time_min:
+        problems.append(f"slurm_time_min={cfg.slurm_time_min}, but it allows at most {part.max_time_min} min")
+    if part.max_mem_mb < SLURM_MEM_GB * 1024:
+        problems.append(f"a step's job asks {SLURM_MEM_GB:g} GB, but its nodes have {part.max_mem_mb / 1024:.1f} GB")
+    if problems:
+        raise _refuse(f"a step's SLURM job does not fit partition {name!r}: " + "; ".join(problems))
 
 
 def _ensure_store(store: Path) -> None:

@@ -20,6 +20,9 @@ from typing import Any, Protocol
 
 from metagen.tune.worker import EpochRow, StepOutcome, close_run, current_epochs, run_step, set_parent_death_signal
 
+SLURM_MEM_GB = 4.0
+"""Memory of a step's SLURM job (one finetuning run of the session's small models)."""
+
 
 class World(Protocol):
     """Where a session's steps run (a step ``spec`` is built by :func:`metagen.tune.session.step_spec`)."""
@@ -114,8 +117,8 @@ class SlurmWorld(_Submitting):
         self.executor = SlurmExecutor(folder=Path(folder) / "%j", max_num_timeout=0)
         self.executor.update_parameters(
             **sbatch_parameters(
-                job_name=job_name, time_min=int(time_min), cpus_per_task=int(cpus), mem_gb=4.0, array_parallelism=1,
-                setup=[], additional_parameters={}, optional={"partition": partition},
+                job_name=job_name, time_min=int(time_min), cpus_per_task=int(cpus), mem_gb=SLURM_MEM_GB,
+                array_parallelism=1, setup=[], additional_parameters={}, optional={"partition": partition},
             )
         )  # fmt: skip
         # array_parallelism is a parameter of job arrays; single jobs ignore it

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,22 @@ def test_cluster_slurm_without_slurm_is_refused_before_training(
     with pytest.raises(TuneConfigError, match="cluster=slurm, but sbatch/sinfo/squeue are not on the PATH"):
         prepare(tune_config(tmp_path, new_dataset, cluster="slurm"))
     assert not (tmp_path / "out").exists() and not (tmp_path / "store.checkpoints").exists()
+
+
+def test_a_job_that_does_not_fit_the_partition_is_refused_before_training(
+    tmp_path: Path, new_dataset: Path, fake_slurm: Path
+) -> None:
+    cases: list[
+        tuple[dict[str, Any], str]
+    ] = [  # the fake sinfo: partition debug (default), 2 CPUs, 21000 MB, no time limit
+        ({"slurm_partition": "gpu"}, r"slurm_partition='gpu' is not a partition of this cluster: \['debug'\]"),
+        ({"slurm_cpus": 8}, "slurm_cpus=8, but its nodes have at most 2 CPUs"),
+    ]
+    for override, message in cases:
+        with pytest.raises(TuneConfigError, match=message):
+            prepare(tune_config(tmp_path, new_dataset, cluster="slurm", **override))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "store.checkpoints").exists()
+    prepare(tune_config(tmp_path, new_dataset, cluster="slurm", slurm_cpus=2))  # fits
 
 
 def test_a_step_is_one_sbatch_job_and_a_killed_launchs_jobs_are_cancelled(
