@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 
 SINFO_FORMAT = "%P|%c|%m|%G|%l"
@@ -143,3 +144,24 @@ def alive_jobs(job_name: str, timeout_s: float = 30.0) -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def cancel_jobs(job_name: str, timeout_s: float = 60.0) -> list[str]:
+    """Cancels this user's alive jobs with this name (``scancel``) and waits until ``squeue`` shows none;
+    returns the ids it cancelled.
+
+    Raises:
+        TimeoutError: some are still alive after ``timeout_s`` seconds.
+    """
+    ids = alive_jobs(job_name)
+    if not ids:
+        return []
+    subprocess.run(["scancel", *ids], capture_output=True, text=True, timeout=timeout_s, check=False)
+    end = time.monotonic() + timeout_s
+    while alive := alive_jobs(job_name):
+        if time.monotonic() > end:
+            raise TimeoutError(
+                f"SLURM jobs {', '.join(alive)} ({job_name}) are still alive {timeout_s:.0f} s after scancel"
+            )
+        time.sleep(1.0)
+    return ids

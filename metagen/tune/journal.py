@@ -1,10 +1,12 @@
 """The session journal: an append-only JSON-lines file in the output folder that records the order of the
-session's steps and the time it used. Accuracies and costs are not taken from it on resume: they are read
-back from the store and the checkpoints (the source of truth); the journal gives the order to tell them in.
+optimizer's asks and tells and the time used. Accuracies and costs are not taken from it on resume: they are
+read back from the store and the checkpoints (the source of truth); the journal gives the order to replay.
 
-Lines: ``start`` (the session's settings and candidates), ``step`` (pipeline, asked epoch, epochs it
-trained, session seconds at its end), ``clock`` (session seconds used so far), ``finish``. A line is written
-whole with one ``write`` + ``fsync``; a torn last line from a kill is ignored.
+Lines: ``start`` (the session's settings and candidates), ``ask`` (every ``ask()`` of the optimizer that is
+not a lookup, before its step starts: pipeline, asked epoch, the step's start and target epochs; ``pipeline:
+null`` for a ``None``), ``step`` (a told step: pipeline, asked epoch, epochs it trained, stored status, error,
+session seconds at its end), ``clock`` (session seconds used so far), ``finish``. A line is written whole with
+one ``write`` + ``fsync``; a torn last line from a kill is cut off when the journal is opened.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ class Journal:
         self.path = Path(path)
         self.entries: list[dict[str, Any]] = []
         if self.path.is_file():
-            for line in self.path.read_text().splitlines():
+            text = self.path.read_text()
+            if text and not text.endswith("\n"):  # a line torn by a kill: cut it, or the next line would join it
+                text = text[: text.rfind("\n") + 1]
+                with open(self.path, "r+") as f:
+                    f.truncate(len(text.encode()))
+            for line in text.splitlines():
                 try:
                     self.entries.append(json.loads(line))
                 except json.JSONDecodeError:

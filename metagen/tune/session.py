@@ -11,10 +11,13 @@ candidate ``i`` from its checkpoint up to epoch ``b`` in a worker (freeze-thaw, 
 * **Budget**: wall-clock seconds of the session (measured, summed over relaunches; no ask is made once
   spent, and steps in flight are stopped at their next batch) or trained epochs (a step is cut so that
   the total never passes the budget).
-* **Resume**: killed and relaunched with the same settings, a session rebuilds its optimizer by telling a
-  fresh one every recorded step in the journal's order, with accuracies and costs read back from the store
-  and the checkpoints; epochs found in checkpoints beyond the journal (a kill between the two writes) are
-  told after them. No epoch is trained twice: each step resumes from the pipeline's checkpoint.
+* **Resume**: killed and relaunched with the same settings, a session rebuilds its optimizer by replaying
+  the journal into a fresh one with the same seed: every ``ask()`` call and every ``tell`` in their order,
+  each ask checked against the recorded one, accuracies and costs read back from the store and the
+  checkpoints. One mechanism for every method: its ask-side state (ASHA's rungs, Hyperband's brackets,
+  random draws, surrogate fits) is rebuilt by its own code, so its decisions after the resume are those of an
+  uninterrupted session. The steps in flight at the kill start again from their checkpoints (a step that had
+  reached its epoch trains nothing), so no epoch is trained twice.
 * **End**: pipelines short of their budget are written to the store as ``timeout`` with their curves;
   the report, the journal's ``finish`` line and the plot go to the output folder.
 """
@@ -22,6 +25,7 @@ candidate ``i`` from its checkpoint up to epoch ``b`` in a worker (freeze-thaw, 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +41,8 @@ from benchmark.registry import METHODS, UnknownMethodError, make_optimizer, spec
 from metagen.tune.config import Budget, TuneConfig, TuneConfigError, _fmt_seconds
 from metagen.tune.journal import Journal
 from metagen.tune.space import Candidate, MetaStoreInfo, inspect_meta_store, sample_candidates, search_view
-from metagen.tune.worker import EpochRow, StepOutcome, checkpoint_curve, close_run, stored_curve
+from metagen.tune.worker import EpochRow, StepOutcome
+from metagen.tune.world import World
 
 MAX_LOOKUPS_IN_ROW = 10_000
 _QT = "benchmark.methods.quicktune:make_quicktune"
@@ -76,6 +81,8 @@ def prepare(cfg: TuneConfig) -> Prepared:
     """
     cfg.check()
     budget = cfg.parsed_budget
+    if cfg.cluster == "slurm":
+        _check_slurm(cfg)
     try:
         spec(cfg.method)
     except UnknownMethodError as e:
@@ -149,6 +156,34 @@ def prepare(cfg: TuneConfig) -> Prepared:
     finetune = [{**base, "model": c.model, "hp": dict(c.hp), "pretrained": pretrained(c.model)} for c in candidates]
     return Prepared(cfg, budget, info, str(dataset.resolve()), ds.name, version, epochs, candidates, view,
                     cfg.out_dir(ds.name), str(store), checkpoint_dir, finetune, context)  # fmt: skip
+
+
+def _check_slurm(cfg: TuneConfig) -> None:
+    """SLURM answers and a step's job fits the partition (as ``sinfo`` reports it; unchecked if it fails)."""
+    from metagen.sweep.slurm_info import query_partitions, slurm_available
+    from metagen.tune.world import SLURM_MEM_GB
+
+    if not slurm_available():
+        raise _refuse("cluster=slurm, but sbatch/sinfo/squeue are not on the PATH: run the session on a SLURM "
+                      "login node (the jobs need the store, checkpoints and out= on a shared filesystem), or "
+                      "use cluster=local")  # fmt: skip
+    try:
+        partitions, default = query_partitions()
+    except Exception:  # sinfo failing or restricted: sbatch still validates each job
+        return
+    name = cfg.slurm_partition or default
+    if name not in partitions:
+        raise _refuse(f"slurm_partition={name!r} is not a partition of this cluster: {sorted(partitions)}")
+    part = partitions[name]
+    problems = []
+    if cfg.slurm_cpus > part.max_cpus:
+        problems.append(f"slurm_cpus={cfg.slurm_cpus}, but its nodes have at most {part.max_cpus} CPUs")
+    if part.max_time_min is not None and cfg.slurm_time_min > part.max_time_min:
+        problems.append(f"slurm_time_min={cfg.slurm_time_min}, but it allows at most {part.max_time_min} min")
+    if part.max_mem_mb < SLURM_MEM_GB * 1024:
+        problems.append(f"a step's job asks {SLURM_MEM_GB:g} GB, but its nodes have {part.max_mem_mb / 1024:.1f} GB")
+    if problems:
+        raise _refuse(f"a step's SLURM job does not fit partition {name!r}: " + "; ".join(problems))
 
 
 def _ensure_store(store: Path) -> None:
@@ -302,8 +337,21 @@ def build_optimizer(p: Prepared, progress: bool = False) -> Optimizer:
     return make_optimizer(p.cfg.method, p.view, int(p.cfg.seed), p.context, **options)
 
 
-def run_session(cfg: TuneConfig, log: Callable[[str], None] = print, prepared: Prepared | None = None) -> SessionResult:
-    """Runs (or resumes, or only reports a finished) tuning session; see the module doc."""
+class ResumeError(TuneConfigError):
+    """A relaunched session whose optimizer cannot be rebuilt from its journal (nothing is trained)."""
+
+
+def run_session(
+    cfg: TuneConfig,
+    log: Callable[[str], None] = print,
+    prepared: Prepared | None = None,
+    world: World | None = None,
+) -> SessionResult:
+    """Runs (or resumes, or only reports a finished) tuning session; see the module doc.
+
+    ``world``: where the steps run (default: local workers or SLURM jobs, by ``cfg.cluster``); the session
+    closes it.
+    """
     p = prepared or prepare(cfg)
     with _session_lock(p.out):
         journal = Journal(p.out / "journal.jsonl")
@@ -315,6 +363,10 @@ def run_session(cfg: TuneConfig, log: Callable[[str], None] = print, prepared: P
             log(f"[tune] session in {p.out} already finished ({journal.finished.get('stop')}); reporting it. "
                 "Choose another out= (and store=) to tune again")  # fmt: skip
             return _finish(p, journal, _trace_from_journal(p, journal), journal.time_used(), "finished", log, False)
+        if journal.of("step") and not journal.of("ask"):
+            raise ResumeError(f"out={p.out} holds a session journaled by an older metagen.tune (no ask lines), which "
+                              "cannot be resumed; its trained epochs are in the store and checkpoints: tune again "
+                              "into another out= and store=")  # fmt: skip
         log(f"[tune] {p.dataset_name}: {len(p.candidates)} candidates of search space {p.info.space}, "
             f"{p.epochs} epochs each; method {cfg.method}, budget {p.budget}, "
             f"{cfg.workers} {cfg.cluster} worker(s)")  # fmt: skip
@@ -324,30 +376,56 @@ def run_session(cfg: TuneConfig, log: Callable[[str], None] = print, prepared: P
         torch.set_num_threads(1)  # the surrogate's tiny GEMMs; OpenMP teams stall when workers share the cores
         try:
             optimizer = build_optimizer(p, progress=False)
-            return _Loop(p, journal, optimizer, log).run()
+            return _Loop(p, journal, optimizer, log, world or _make_world(p)).run()
         finally:
             torch.set_num_threads(threads)
 
 
-def _spec(p: Prepared, i: int, target: int, stop_file: str | None) -> dict[str, Any]:
+def _make_world(p: Prepared) -> World:
+    cfg = p.cfg
+    if cfg.cluster == "slurm":
+        from metagen.tune.world import SlurmWorld
+
+        return SlurmWorld(p.out / "slurm", cfg.slurm_partition, cfg.slurm_time_min, cfg.slurm_cpus,
+                          slurm_job_name(p))  # fmt: skip
+    from metagen.tune.world import LocalWorld
+
+    return LocalWorld(cfg.workers)
+
+
+def slurm_job_name(p: Prepared) -> str:
+    """The name of a session's SLURM jobs: its dataset and a hash of its output folder (one session's only)."""
+    return f"metagen-tune-{p.dataset_name}-{hashlib.sha256(str(p.out.resolve()).encode()).hexdigest()[:8]}"
+
+
+def step_spec(p: Prepared, i: int, target: int, stop_file: str | None, relaunched: bool = False) -> dict[str, Any]:
+    """What a world needs to train candidate ``i`` up to epoch ``target`` (see :func:`metagen.tune.worker.run_step`)."""
     c = p.candidates[i]
     return {"finetune": p.finetune[i], "target": int(target), "run_id": c.run_id, "dataset_name": p.dataset_name,
-            "stop_file": stop_file}  # fmt: skip
+            "stop_file": stop_file, "relaunched": relaunched}  # fmt: skip
 
 
-def _epochs_now(p: Prepared, i: int) -> tuple[str | None, list[EpochRow]]:
-    c = p.candidates[i]
-    stored = stored_curve(p.store, p.version, p.dataset_name, c.run_id)
-    if stored is not None:
-        return stored
-    return None, checkpoint_curve(p.checkpoint_dir, c.run_id)
+@dataclass(frozen=True)
+class _Step:
+    """A training step the optimizer asked for: candidate ``ask.pipeline`` from epoch ``start`` to ``target``
+    (``target`` < ``ask.epoch`` when an epoch budget cut it)."""
+
+    ask: Ask
+    start: int
+    target: int
 
 
 class _Loop:
-    """The ask/tell loop of one launch."""
+    """The ask/tell loop of one launch.
 
-    def __init__(self, p: Prepared, journal: Journal, optimizer: Optimizer, log: Callable[[str], None]):
-        self.p, self.journal, self.opt, self.log = p, journal, optimizer, log
+    Every ``ask()`` call that does not end in a lookup is journaled (``ask`` line, ``pipeline: null`` for a
+    ``None``) before its step starts, and every told step (``step`` line) after it returned; on a relaunch,
+    :meth:`replay` repeats those calls on a fresh optimizer with the same seed, so that every method's
+    ask-side state (rungs, brackets, draws, surrogate fits) is rebuilt by its own code.
+    """
+
+    def __init__(self, p: Prepared, journal: Journal, optimizer: Optimizer, log: Callable[[str], None], world: World):
+        self.p, self.journal, self.opt, self.log, self.world = p, journal, optimizer, log, world
         n, E = p.view.n, p.epochs
         self.curves = np.full((n, E), np.nan)
         self.highest = np.zeros(n, dtype=np.int64)
@@ -356,10 +434,46 @@ class _Loop:
         self.clock = _Clock(journal.time_used())
         self.steps = len(journal.of("step"))
         self.trained = 0
+        self.reserved = 0  # epochs of steps in flight (epoch budgets)
+        self.busy: dict[int, _Step] = {}  # pipeline -> its step in flight, in the order they were asked
+        self.waiting = False  # the last ask was None: ask again only after the next tell
         self.stop_file = p.out / "STOP"
         self.stop_file.unlink(missing_ok=True)
 
-    # ---- telling -------------------------------------------------------------------------------
+    # ---- asking and telling --------------------------------------------------------------------------
+
+    def _ask(self) -> Ask | None:
+        """The optimizer's next training ask, or ``None``; lookups (epochs already trained) are answered here."""
+        for _ in range(MAX_LOOKUPS_IN_ROW + 1):
+            ask = self.opt.ask()
+            if ask is None:
+                return None
+            i, e = self._check(ask)
+            if e > self.highest[i]:
+                return ask
+            r = EpochResult(i, e, float(self.curves[i, e - 1]), 0.0, bool(self.ended[i] and e == self.highest[i]))
+            self.opt.on_epoch(r)
+            self.opt.tell(ask, [r])
+        raise RuntimeError(f"{self.p.cfg.method} asked {MAX_LOOKUPS_IN_ROW} lookups in a row; it is stuck")
+
+    def _plan(self, ask: Ask) -> _Step:
+        """The step of a training ask (an epoch budget cuts it so that the total never passes the budget)."""
+        start = int(self.highest[ask.pipeline])
+        target = ask.epoch
+        if self.p.budget.kind == "ep":
+            target = min(target, start + int(self._budget_left() - self.reserved))
+        return _Step(ask, start, target)
+
+    def _begin(self, step: _Step) -> None:
+        self.busy[step.ask.pipeline] = step
+        if self.p.budget.kind == "ep":
+            self.reserved += step.target - step.start
+
+    def _end(self, i: int) -> _Step:
+        step = self.busy.pop(i)
+        if self.p.budget.kind == "ep":
+            self.reserved -= step.target - step.start
+        return step
 
     def _tell(self, ask: Ask, i: int, rows: list[EpochRow], status: str | None, error: str | None) -> list[int]:
         E = self.p.epochs
@@ -382,41 +496,49 @@ class _Loop:
         self.trained += len(new)
         return [r.epoch for r in new]
 
-    def rebuild(self) -> None:
-        """Tells a fresh optimizer the recorded steps in order (values from the store and checkpoints)."""
-        steps = self.journal.of("step")
-        if not steps and not any(self._epochs(i)[1] for i in range(self.p.view.n)):
-            return
-        for st in steps:
-            i = int(st["pipeline"])
-            status, rows = self._epochs(i)
-            upto = max(st["epochs"], default=0)
-            part = [r for r in rows if r.epoch <= upto]
-            st_status = status if part and rows and part[-1].epoch == rows[-1].epoch else None
-            self._tell(Ask(i, int(st["ask"])), i, part, st_status, st.get("error"))
-            self.trace.add(float(st["t"]), i, [r for r in part if r.epoch in set(st["epochs"])])
-        extra = 0
-        for i in range(self.p.view.n):
-            status, rows = self._epochs(i)
-            more = [r for r in rows if r.epoch > self.highest[i]]
-            if more:  # trained before a kill, not journaled yet
-                epochs = self._tell(Ask(i, more[-1].epoch), i, more, status, None)
-                t = self.clock.now()
-                self.trace.add(t, i, more)
-                self.journal.append("step", pipeline=i, ask=more[-1].epoch, epochs=epochs, t=t, recovered=True)
-                extra += len(more)
-        self.log(f"[tune] resumed: {self.trained} epochs of {int((self.highest > 0).sum())} pipelines told to a fresh "
-                 f"{self.p.cfg.method} ({extra} found only in checkpoints); "
-                 f"{_fmt_seconds(self.clock.offset)} used before")  # fmt: skip
+    def replay(self) -> list[_Step]:
+        """Rebuilds a fresh optimizer by repeating the journaled asks and tells in their order (values and
+        costs read back from the store and the checkpoints); returns the steps that were in flight at the
+        kill, in the order they were asked.
 
-    def _epochs(self, i: int) -> tuple[str | None, list[EpochRow]]:
-        if not hasattr(self, "_cache"):
-            self._cache: dict[int, tuple[str | None, list[EpochRow]]] = {}
-        if i not in self._cache:
-            self._cache[i] = _epochs_now(self.p, i)
-        return self._cache[i]
+        Raises:
+            ResumeError: the optimizer asks something else than the journal recorded.
+        """
+        asks = 0
+        cache: dict[int, tuple[str | None, list[EpochRow]]] = {}
+        for entry in self.journal.entries:
+            kind = entry.get("kind")
+            if kind == "ask":
+                asks += 1
+                ask = self._ask()
+                got = None if ask is None else (ask.pipeline, ask.epoch)
+                want = None if entry["pipeline"] is None else (int(entry["pipeline"]), int(entry["epoch"]))
+                if got != want:
+                    raise ResumeError(
+                        f"out={self.p.out}: replaying the journal, {self.p.cfg.method} asked {got} (pipeline, epoch) "
+                        f"where the session had asked {want} (ask {asks}); the method's code or the candidates "
+                        "changed since the session started. Its trained epochs are in the store and checkpoints: "
+                        "tune again into another out= and store="
+                    )
+                self.waiting = ask is None
+                if ask is not None:
+                    self._begin(_Step(ask, int(entry["start"]), int(entry["target"])))
+            elif kind == "step":
+                i = int(entry["pipeline"])
+                if i not in self.busy:
+                    raise ResumeError(f"out={self.p.out}: the journal tells a step of pipeline {i} that was never "
+                                      "asked (a damaged journal); tune again into another out= and store=")  # fmt: skip
+                step = self._end(i)
+                if i not in cache:
+                    cache[i] = self.world.epochs(step_spec(self.p, i, 0, None))
+                upto = max(entry["epochs"], default=0)
+                rows = [r for r in cache[i][1] if r.epoch <= upto]
+                self._tell(step.ask, i, rows, entry["status"], entry.get("error"))
+                self.trace.add(float(entry["t"]), i, [r for r in rows if r.epoch in set(entry["epochs"])])
+                self.waiting = False
+        return list(self.busy.values())
 
-    # ---- the loop ------------------------------------------------------------------------------
+    # ---- the loop ------------------------------------------------------------------------------------
 
     def _budget_left(self) -> float:
         b = self.p.budget
@@ -434,54 +556,47 @@ class _Loop:
                  f"incumbent {best}")  # fmt: skip
         self.journal.append("clock", t=t)
 
+    def _start(self, step: _Step, relaunched: bool = False) -> tuple[Any, int]:
+        i = step.ask.pipeline
+        return self.world.step(step_spec(self.p, i, step.target, str(self.stop_file), relaunched)), i
+
     def run(self) -> SessionResult:
-        p, opt = self.p, self.opt
-        self.rebuild()
-        cfg = p.cfg
-        if cfg.cluster == "slurm":
-            from metagen.tune.world import SlurmWorld
-
-            world: Any = SlurmWorld(p.out / "slurm", cfg.slurm_partition, cfg.slurm_time_min, cfg.slurm_cpus,
-                                    f"metagen-tune-{p.dataset_name}")  # fmt: skip
-        else:
-            from metagen.tune.world import LocalWorld
-
-            world = LocalWorld(cfg.workers)
-        in_flight: dict[Any, tuple[Ask, int, int, int]] = {}  # handle -> (ask, pipeline, start, target)
-        reserved = 0
-        waiting, stop, lookups = False, "", 0
-        last_progress = time.monotonic()
+        p, cfg, world = self.p, self.p.cfg, self.world
+        stop = ""
         try:
+            in_flight: dict[Any, int] = {}  # handle -> pipeline
+            cancelled = getattr(world, "cancelled", [])
+            if cancelled:
+                self.log(f"[tune] cancelled {len(cancelled)} SLURM job(s) of the killed launch: {', '.join(cancelled)}")
+            if self.journal.of("ask"):
+                t0 = time.monotonic()
+                relaunch = self.replay()
+                for step in relaunch:
+                    handle, i = self._start(step, relaunched=True)
+                    in_flight[handle] = i
+                self.log(f"[tune] resumed: {len(self.journal.of('ask'))} asks replayed to a fresh {cfg.method} in "
+                         f"{time.monotonic() - t0:.1f} s; {self.trained} epochs of {int((self.highest > 0).sum())} "
+                         f"pipelines told, {len(relaunch)} step(s) in flight at the kill started again; "
+                         f"{_fmt_seconds(self.clock.offset)} used before")  # fmt: skip
+            last_progress = time.monotonic()
             while True:
-                while len(in_flight) < cfg.workers and not waiting and not stop:
-                    if self._budget_left() - reserved <= 0:
+                while len(in_flight) < cfg.workers and not self.waiting and not stop:
+                    if self._budget_left() - self.reserved <= 0:
                         stop = "budget"
                         break
-                    ask = opt.ask()
+                    ask = self._ask()
                     if ask is None:
-                        waiting = True
+                        self.journal.append("ask", pipeline=None)
+                        self.waiting = True
                         if not in_flight:
                             stop = "exhausted"
                         break
-                    i, e = self._check(ask, in_flight)
-                    if e <= self.highest[i]:  # lookup
-                        lookups += 1
-                        if lookups > MAX_LOOKUPS_IN_ROW:
-                            raise RuntimeError(f"{cfg.method} asked {MAX_LOOKUPS_IN_ROW} lookups in a row; it is stuck")
-                        r = EpochResult(
-                            i, e, float(self.curves[i, e - 1]), 0.0, bool(self.ended[i] and e == self.highest[i])
-                        )
-                        opt.on_epoch(r)
-                        opt.tell(ask, [r])
-                        continue
-                    lookups = 0
-                    start = int(self.highest[i])
-                    target = e
-                    if p.budget.kind == "ep":
-                        target = min(e, start + int(self._budget_left() - reserved))
-                        reserved += target - start
-                    handle = world.step(_spec(p, i, target, str(self.stop_file)))
-                    in_flight[handle] = (ask, i, start, target)
+                    step = self._plan(ask)
+                    self.journal.append("ask", pipeline=ask.pipeline, epoch=ask.epoch, start=step.start,
+                                        target=step.target)  # fmt: skip
+                    self._begin(step)
+                    handle, i = self._start(step)
+                    in_flight[handle] = i
                 if not in_flight:
                     break
                 timeout = min(cfg.progress_s, max(self._budget_left(), 0.5)) if p.budget.kind == "s" else cfg.progress_s
@@ -490,58 +605,60 @@ class _Loop:
                     self.stop_file.touch()  # steps in flight stop at their next batch (their checkpoints stay)
                     stop = "budget"
                 for h in done:
-                    ask, i, start, target = in_flight.pop(h)
-                    if p.budget.kind == "ep":
-                        reserved -= target - start
+                    i = in_flight.pop(h)
+                    step = self._end(i)
                     out: StepOutcome = world.result(h)
                     if out.error:
                         self.log(f"[tune] pipeline #{i} ({p.candidates[i].model}) failed: {out.error.splitlines()[0]}")
-                    epochs = self._tell(ask, i, out.epochs, out.status, out.error)
+                    epochs = self._tell(step.ask, i, out.epochs, out.status, out.error)
                     t = self.clock.now()
                     self.trace.add(t, i, [r for r in out.epochs if r.epoch in set(epochs)])
                     self.steps += 1
-                    self.journal.append("step", pipeline=i, ask=ask.epoch, epochs=epochs, t=t, error=out.error)
-                    waiting = False
+                    self.journal.append("step", pipeline=i, ask=step.ask.epoch, epochs=epochs, t=t, status=out.status,
+                                        error=out.error)  # fmt: skip
+                    self.waiting = False
                 if done or time.monotonic() - last_progress >= cfg.progress_s:
                     self.progress(len(in_flight))
                     last_progress = time.monotonic()
             stop = stop or "exhausted"
-            self._close_runs(world, stop)
+            self._close_runs(stop)
         finally:
             world.close()
         return _finish(p, self.journal, self.trace, self.clock.now(), stop, self.log, True)
 
-    def _check(self, ask: object, in_flight: dict[Any, tuple[Ask, int, int, int]]) -> tuple[int, int]:
+    def _check(self, ask: object) -> tuple[int, int]:
         if not isinstance(ask, Ask):
             raise RuntimeError(f"ask() must return an Ask or None, got {ask!r}")
         i, e = int(ask.pipeline), int(ask.epoch)
         if not 0 <= i < self.p.view.n or not 1 <= e <= self.p.epochs:
             raise RuntimeError(f"{self.p.cfg.method} asked pipeline {i} epoch {e}, outside the candidates/epochs")
-        if any(v[1] == i for v in in_flight.values()):
+        if i in self.busy:
             raise RuntimeError(f"{self.p.cfg.method} asked pipeline {i}, which a worker is training")
         if self.ended[i] and e > self.highest[i]:
             raise RuntimeError(f"{self.p.cfg.method} asked pipeline {i} beyond its end (epoch {self.highest[i]})")
         return i, e
 
-    def _close_runs(self, world: Any, stop: str) -> None:
+    def _close_runs(self, stop: str) -> None:
         """Writes every pipeline short of its budget into the store (``timeout``, curve kept)."""
         todo = [i for i in range(self.p.view.n) if self.highest[i] > 0 and not self.ended[i]]
         handles = []
         for i in todo:
             reason = (f"metagen.tune session ended ({stop}) after {self.highest[i]} of {self.p.epochs} epochs of this "
                       "pipeline; the curve is complete up to there")  # fmt: skip
-            handles.append(world.submit(close_run, _spec(self.p, i, int(self.highest[i]), None), reason))
+            handles.append(self.world.finish(step_spec(self.p, i, int(self.highest[i]), None), reason))
         for h in handles:
-            world.result(h)
+            self.world.result(h)
         if todo:
             self.log(f"[tune] wrote {len(todo)} unfinished pipeline(s) to the store as timeout with their curves")
 
 
 def _trace_from_journal(p: Prepared, journal: Journal) -> Trace:
+    from metagen.tune.worker import current_epochs
+
     trace = Trace()
     for st in journal.of("step"):
         i = int(st["pipeline"])
-        _, rows = _epochs_now(p, i)
+        _, rows = current_epochs(step_spec(p, i, 0, None))
         trace.add(float(st["t"]), i, [r for r in rows if r.epoch in set(st["epochs"])])
     return trace
 

@@ -104,13 +104,18 @@ def run_step(spec: dict[str, Any]) -> StepOutcome:
     """Trains ``spec["run_id"]`` up to epoch ``spec["target"]`` (see the module doc); never raises.
 
     ``spec``: ``finetune`` (the ``FinetuneConfig`` fields), ``target``, ``run_id``, ``dataset_name``,
-    ``stop_file`` (when it exists the step stops at the next batch, keeping its checkpoint).
+    ``stop_file`` (when it exists the step stops at the next batch, keeping its checkpoint), ``relaunched``
+    (a step a killed session had started: nothing is trained if the pipeline already reached ``target``).
     """
     import time
 
     from metagen.finetune import FinetuneConfig, Interrupted, finetune
 
     t0 = time.monotonic()
+    if spec.get("relaunched"):  # the step may have ended before the kill (the runner would train one more epoch)
+        status, epochs = current_epochs(spec)
+        if status is not None or (epochs and epochs[-1].epoch >= int(spec["target"])):
+            return StepOutcome(spec["run_id"], epochs, status, None, time.monotonic() - t0)
     stop_file = spec.get("stop_file")
 
     def should_stop() -> bool:

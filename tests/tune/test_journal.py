@@ -23,6 +23,8 @@ def test_journal_keeps_order_and_ignores_a_torn_last_line(tmp_path: Path) -> Non
     assert again.start == {"kind": "start", "dataset": "D"}
     assert [s["pipeline"] for s in again.of("step")] == [3]
     assert again.time_used() == 20.0 and again.finished is None
+    again.append("clock", t=25.0)  # the torn line was cut: the next line is whole
+    assert [e["kind"] for e in Journal(tmp_path / "journal.jsonl").entries] == ["start", "step", "clock", "clock"]
 
 
 def test_trace_places_a_steps_epochs_by_their_costs() -> None:

@@ -103,7 +103,43 @@ def test_sigkilled_session_resumes_without_training_an_epoch_twice(tmp_path: Pat
 
 @pytest.mark.slurm
 @pytest.mark.usefixtures("slurm_cluster")
-def test_slurm_session(tmp_path: Path, new_dataset: Path) -> None:
-    result = run_session(tune_config(tmp_path, new_dataset, cluster="slurm", budget="2ep", slurm_time_min=10),
-                         log=lambda s: None)  # fmt: skip
-    assert len(result.trace.epoch) == 2 and stored(tmp_path / "store")[1].height == 2
+def test_slurm_session_with_two_workers(tmp_path: Path, new_dataset: Path) -> None:
+    cfg = tune_config(tmp_path, new_dataset, cluster="slurm", method="asha", budget="4ep", slurm_time_min=10)
+    result = run_session(cfg, log=lambda s: None)
+    assert result.stop == "budget" and len(result.trace.epoch) == 4
+    runs, curves = stored(tmp_path / "store")
+    assert curves.height == 4 and runs["n_epochs"].sum() == 4
+    kinds = [e["kind"] for e in Journal(tmp_path / "out" / "journal.jsonl").entries if e["kind"] in ("ask", "step")]
+    assert kinds[:2] == ["ask", "ask"]  # two SLURM jobs in flight at once
+    jobs = [d for d in (tmp_path / "out" / "slurm").iterdir() if d.is_dir()]
+    assert len(jobs) >= len(Journal(tmp_path / "out" / "journal.jsonl").of("step"))  # one job per step (+ closes)
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+def test_sigkilled_slurm_session_cancels_its_jobs_and_resumes(tmp_path: Path, new_dataset: Path) -> None:
+    from metagen.sweep.slurm_info import alive_jobs
+    from metagen.tune.session import prepare, slurm_job_name
+
+    cfg = tune_config(tmp_path, new_dataset, cluster="slurm", method="asha", budget="6ep", slurm_time_min=10)
+    name = slurm_job_name(prepare(cfg))
+    proc = _launch(cfg, tmp_path / "first.log")
+    deadline = time.monotonic() + 300
+    journal = tmp_path / "out" / "journal.jsonl"
+    while time.monotonic() < deadline and proc.poll() is None:  # kill after a told step, with a job queued/running
+        if journal.is_file() and Journal(journal).of("step") and alive_jobs(name):
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, (tmp_path / "first.log").read_text()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    second = _launch(cfg, tmp_path / "second.log")
+    assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()
+    log = (tmp_path / "second.log").read_text()
+    assert "[tune] resumed:" in log and "[tune] done (budget)" in log
+    assert "epochs of 0 pipelines told" not in log  # the killed launch had told a step
+    assert not alive_jobs(name)
+    runs, curves = stored(tmp_path / "store")
+    assert curves.height == 6 and runs["n_epochs"].sum() == 6
+    pairs = journal_epochs(tmp_path / "out")
+    assert len(pairs) == len(set(pairs)) == 6
