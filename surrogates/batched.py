@@ -15,7 +15,8 @@ Adam over a ``(B, P)`` buffer), so a step costs about the same operations for ``
 * **Different lengths.** Each member runs its own number of Adam steps; a member that is done (or
   fails numerically: its kernel matrix stays indefinite after the largest jitter, or its last loss is not
   finite) leaves the batch, which shrinks to the others; its model is written back (or left untouched,
-  as :meth:`surrogates.gp.DeepKernelGP.fit` does on failure).
+  as :meth:`surrogates.gp.DeepKernelGP.fit` does on failure). The last member left finishes as a
+  :class:`surrogates.fused.FusedFit` that continues its Adam state (a batch of one is slower).
 * **Same random streams.** Dropout masks are drawn from each member's own generator, in the order
   and shapes of its unbatched fit.
 
@@ -39,8 +40,8 @@ import torch
 from torch import nn
 
 from surrogates.data import Batch
-from surrogates.fused import _BETAS, _EPS, _LEAKY, _sigmoid, _softplus, quicktune_parameters, supports
-from surrogates.likelihood import _JITTER, _LOG_2PI
+from surrogates.fused import _BETAS, _EPS, _LEAKY, FusedFit, _sigmoid, _softplus, quicktune_parameters, supports
+from surrogates.likelihood import _JITTER, _LOG_2PI, NotPositiveDefiniteError
 from surrogates.nets import DyHPOExtractor, QuickTuneExtractor
 
 
@@ -387,6 +388,7 @@ class BatchedFit:
         if min(len(b) for b in batches) < 2:
             raise ValueError("every batch needs at least 2 observations (BatchNorm cannot train on one)")
         self.models = list(models)
+        self.batches = list(batches)
         self.inputs = _Inputs(batches)
         self.kernel = _BATCHED[type(models[0].extractor)]([m.extractor for m in models], self.inputs)
         hypers = []
@@ -502,7 +504,30 @@ class BatchedFit:
                     out[member] = value
                 if len(keep) < len(self.active):
                     self._keep(keep)
+                if len(self.active) == 1:  # a batch of one costs more than the unbatched step: hand it over
+                    member = self.active[0]
+                    out[member] = self._finish_alone(todo[member] - done)
         return out
+
+    def _finish_alone(self, steps: int) -> float:
+        """Runs the last member's remaining ``steps`` as a :class:`surrogates.fused.FusedFit` that continues
+        its Adam state; returns its last loss (on failure the model is restored to its state before the fit)."""
+        member = self.active[0]
+        model = self.models[member]
+        before = {k: v.clone() for k, v in model.state_dict().items()}  # untouched by this fit so far
+        self._write_back(0)
+        fit = FusedFit(model, self.batches[member], self.lr)
+        fit.exp_avg.copy_(self.exp_avg[0])
+        fit.exp_avg_sq.copy_(self.exp_avg_sq[0])
+        fit.step_count.copy_(self.step_count)
+        self.active = []
+        try:
+            loss = fit.run(steps)
+        except (NotPositiveDefiniteError, torch.linalg.LinAlgError):
+            loss = math.nan
+        if not math.isfinite(loss):
+            model.load_state_dict(before)
+        return loss
 
 
 MAX_BATCHED_ROWS = 200
