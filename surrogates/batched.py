@@ -606,13 +606,14 @@ class FitBatcher:
         groups: dict[tuple, list[_Request]] = {}
         for r in requests:
             groups.setdefault((_signature(r.model), r.lr), []).append(r)
+        mine = _local.batcher  # this thread runs the round (it may be leaving: then it is None already)
         for (_, lr), group in groups.items():
             try:
                 if len(group) == 1 or max(len(r.batch) for r in group) > MAX_BATCHED_ROWS:
-                    _local.batcher = None  # this thread runs the round: its own fits go alone meanwhile
+                    _local.batcher = None  # these fits run alone, not through the batcher
                     for r in group:
                         r.result = r.model.fit(r.batch, r.epochs, lr=r.lr)
-                    _local.batcher = self
+                    _local.batcher = mine
                     continue
                 losses = BatchedFit([r.model for r in group], [r.batch for r in group], lr).run(
                     [r.epochs for r in group]
@@ -620,7 +621,7 @@ class FitBatcher:
                 for r, loss in zip(group, losses, strict=True):
                     r.result = loss
             except BaseException as e:  # a bug, not a numerical failure: every member of the group sees it
-                _local.batcher = self
+                _local.batcher = mine
                 for r in group:
                     r.result = e
         self.rounds += 1

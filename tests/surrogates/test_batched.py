@@ -96,17 +96,21 @@ def test_batcher_runs_the_threads_fits_in_rounds_with_the_batched_results():
     batcher = FitBatcher(3)
     got: dict[int, list[float]] = {}
 
+    inside: dict[int, object] = {}
+    after: dict[int, object] = {}
+
     def replay(i: int) -> None:
         with batcher.member():
-            assert current_batcher() is batcher
+            inside[i] = current_batcher()
             got[i] = [models[i].fit(batches[i], e, lr=1e-2) for e in epochs[i]]
-        assert current_batcher() is None
+        after[i] = current_batcher()  # also in the thread that ran the last round while leaving
 
     threads = [threading.Thread(target=replay, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert inside == {i: batcher for i in range(3)} and after == {i: None for i in range(3)}
     assert batcher.rounds == 3 and batcher.fits == 6
     for i, twin in enumerate(copies):  # the same fits, one after the other, unbatched
         want = [twin.fit(batches[i], e, lr=1e-2) for e in epochs[i]]
