@@ -2,7 +2,8 @@
 
 A :class:`CellJob` is everything a process needs to replay one cell (picklable, so local processes and
 SLURM array tasks get the same object); :func:`run_cell` replays it and writes its file
-(:mod:`benchmark.results`), :func:`run_cells` is the work of one SLURM array task. A cell still running after
+(:mod:`benchmark.results`), :func:`run_lockstep` replays several cells at once with their GP fits batched,
+:func:`run_cells` is the work of one SLURM array task. A cell still running after
 :data:`PROGRESS_EVERY_S` wall seconds prints a progress line that often. Imports neither torch nor timm; torch
 is imported only by the processes that build torch-based methods.
 """
@@ -117,6 +118,32 @@ def optimizer_stats(optimizer: Any) -> dict[str, int]:
 def run_cell(job: CellJob) -> CellOutcome:
     """Replays one cell and writes its file; errors are returned, not raised."""
     t0 = time.perf_counter()
+    built = _build(job)
+    if isinstance(built, CellOutcome):
+        return built
+    return _replay(built, t0)
+
+
+@dataclass
+class _Built:
+    """A cell ready to replay: its task, optimizer, note and progress printer."""
+
+    job: CellJob
+    task: Any
+    optimizer: Any
+    note: str
+    progress: _Progress
+
+
+def _failed(job: CellJob, e: Exception, t0: float, note: str = "") -> CellOutcome:
+    where = traceback.extract_tb(e.__traceback__)[-1]
+    message = f"{type(e).__name__}: {e} (at {Path(where.filename).name}:{where.lineno})"
+    return CellOutcome(job, wall_s=time.perf_counter() - t0, error=message, note=note)
+
+
+def _build(job: CellJob) -> _Built | CellOutcome:
+    """Loads a cell's task and builds its optimizer (or the outcome of the error that stopped it)."""
+    t0 = time.perf_counter()
     note = ""
     try:
         (task,) = load_tasks(job.store, job.version, [job.dataset])
@@ -130,8 +157,17 @@ def run_cell(job: CellJob) -> CellOutcome:
         if 0 < job.progress_every_s <= built_s:  # e.g. Quick-Tune meta-training on a cache miss
             cell = f"{job.method} / {job.dataset} / seed {job.seed}"
             print(f"  ... {cell}: optimizer built in {built_s:.0f} s", flush=True)
+        return _Built(job, task, optimizer, note, progress)
+    except Exception as e:  # one failing cell never stops a run
+        return _failed(job, e, t0, note)
+
+
+def _replay(built: _Built, t0: float) -> CellOutcome:
+    """Replays a built cell and writes its file; errors are returned, not raised."""
+    job, optimizer, note = built.job, built.optimizer, built.note
+    try:
         trajectory = replay(
-            task, optimizer, job.budget_s, overhead=job.overhead, n_workers=job.workers, progress=progress
+            built.task, optimizer, job.budget_s, overhead=job.overhead, n_workers=job.workers, progress=built.progress
         )
         stats = optimizer_stats(optimizer)
         write_cell(job.path, trajectory_frame(trajectory, job.method, job.seed), stats)
@@ -144,9 +180,56 @@ def run_cell(job: CellJob) -> CellOutcome:
             job, trajectory.time.size, time.perf_counter() - t0, trajectory.final_regret, steps=steps, note=note
         )
     except Exception as e:  # one failing cell never stops a run
-        where = traceback.extract_tb(e.__traceback__)[-1]
-        message = f"{type(e).__name__}: {e} (at {Path(where.filename).name}:{where.lineno})"
-        return CellOutcome(job, wall_s=time.perf_counter() - t0, error=message, note=note)
+        return _failed(job, e, t0, note)
+
+
+def lockstep_groups(jobs: list[CellJob]) -> list[list[CellJob]]:
+    """Cells grouped for :func:`run_lockstep`, in order of first appearance: all torch-based cells (the GP
+    methods) of one dataset together, every other cell alone.
+
+    Within a group, fits of one architecture and learning rate share a batch (e.g. the seeds of DyHPO, and
+    the seeds of Quick-Tune, -C and -G, whose meta-trained nets are alike). Cells with measured overhead stay
+    alone: in lockstep a replay's wall time includes the others' fits.
+    """
+    groups: dict[tuple, list[CellJob]] = {}
+    for j in jobs:
+        together = spec(j.registered).needs_torch and j.overhead != "measured"
+        key = (j.store, j.version, j.dataset) if together else (j.method, j.dataset, j.seed)
+        groups.setdefault(key, []).append(j)
+    return list(groups.values())
+
+
+def run_lockstep(jobs: list[CellJob]) -> list[CellOutcome]:
+    """Replays cells together, one thread each, with their GP fits batched (``surrogates.batched``).
+
+    Every cell is built first (one after the other: a meta-trained model is trained or loaded once and then
+    comes from the cache), then all are replayed at once; each surrogate fit waits until every live replay
+    waits on one, and they run as one batched fit. The trajectories equal the cells' :func:`run_cell` ones up
+    to floating-point rounding of the fits (docs/quicktune-deviations.md). Errors are returned, not raised.
+    A cell's wall time is the group's.
+    """
+    t0 = time.perf_counter()
+    built = [_build(j) for j in jobs]
+    ready = [b for b in built if isinstance(b, _Built)]
+    if len(ready) <= 1:
+        return [b if isinstance(b, CellOutcome) else _replay(b, t0) for b in built]
+    import threading
+
+    from surrogates.batched import FitBatcher
+
+    batcher = FitBatcher(len(ready))
+    outcomes: dict[int, CellOutcome] = {}
+
+    def work(b: _Built) -> None:
+        with batcher.member():
+            outcomes[id(b)] = _replay(b, t0)
+
+    threads = [threading.Thread(target=work, args=(b,), name=f"cell-{b.job.seed}") for b in ready]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [b if isinstance(b, CellOutcome) else outcomes[id(b)] for b in built]
 
 
 def run_cells(jobs: list[CellJob]) -> list[CellOutcome]:

@@ -61,6 +61,11 @@ class RunConfig:
             ``+variants.NAME.method=M +variants.NAME.options.OPTION=VALUE``); list a name in ``methods`` to run it,
             stored and plotted under that name. Several variants of one method coexist in one RESULTS directory.
         progress: show a progress bar.
+        lockstep: replay the seeds of a (method, dataset) together in one process, their GP fits run as one
+            batched fit (``surrogates.batched``); the same trajectories up to the fits' floating-point rounding
+            (docs/quicktune-deviations.md). Not with ``overhead=measured`` (cells then run alone). Off by default:
+            in float32 a cell's trajectory then depends on which cells share its batches, so a resumed or
+            re-sliced job would not reproduce the cells of an uninterrupted one; turn it on for throughput.
     """
 
     store: str = MISSING
@@ -81,6 +86,7 @@ class RunConfig:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: bool = True
+    lockstep: bool = False
 
 
 @dataclass

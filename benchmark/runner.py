@@ -1,7 +1,9 @@
 """Running methods x datasets x seeds of one store version into a RESULTS directory (resumable, parallel).
 
-Every cell (method, dataset, seed) is one :func:`benchmark.cells.run_cell`: a replay whose trajectory
-becomes one Parquet file (:mod:`benchmark.results`). Cells whose file exists are skipped, so a killed run is
+Every cell (method, dataset, seed) is one replay whose trajectory becomes one Parquet file
+(:mod:`benchmark.results`). With ``lockstep`` (opt-in, see :class:`benchmark.config.RunConfig`) the seeds of a (method, dataset) replay together in one
+process, their GP fits batched (:func:`benchmark.cells.run_lockstep`); otherwise each cell is one
+:func:`benchmark.cells.run_cell`. Cells whose file exists are skipped, so a killed run is
 resumed by running the same command again. Cells run in ``jobs`` local processes (spawned, each
 loading the store once) or in a SLURM job array (``executor=slurm``, :mod:`benchmark.slurm`). A failing
 cell does not stop the others; failures are listed at the end and their cells are retried by the next run.
@@ -22,7 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark.cells import PROGRESS_EVERY_S, CellJob, CellOutcome, run_cell
+from benchmark.cells import PROGRESS_EVERY_S, CellJob, CellOutcome, lockstep_groups, run_lockstep
 from benchmark.clock import OverheadPolicy
 from benchmark.config import RunConfig
 from benchmark.registry import METHODS, default_options, method_options, spec
@@ -162,16 +164,19 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
 
         for outcome in run_on_slurm(todo, cfg.slurm, cfg.out):
             _collect(summary, outcome, bar)
-    elif int(cfg.jobs) == 1 or len(todo) <= 1:
-        outcomes = map(run_cell, todo)
-        for outcome in outcomes:
-            _collect(summary, outcome, bar)
     else:
-        ctx = multiprocessing.get_context("spawn")  # polars is multithreaded: never fork it
-        with cf.ProcessPoolExecutor(max_workers=int(cfg.jobs), mp_context=ctx) as pool:
-            futures = [pool.submit(run_cell, j) for j in todo]
-            for fut in cf.as_completed(futures):
-                _collect(summary, fut.result(), bar)
+        groups = lockstep_groups(todo) if cfg.lockstep else [[j] for j in todo]
+        if int(cfg.jobs) == 1 or len(groups) <= 1:
+            for group in groups:
+                for outcome in run_lockstep(group):
+                    _collect(summary, outcome, bar)
+        else:
+            ctx = multiprocessing.get_context("spawn")  # polars is multithreaded: never fork it
+            with cf.ProcessPoolExecutor(max_workers=int(cfg.jobs), mp_context=ctx) as pool:
+                futures = [pool.submit(run_lockstep, group) for group in groups]
+                for fut in cf.as_completed(futures):
+                    for outcome in fut.result():
+                        _collect(summary, outcome, bar)
     bar.close()
     summary.wall_s = time.perf_counter() - t0
     return summary

@@ -145,18 +145,24 @@ class _DyHPOKernel:
             bn.num_batches_tracked.add_(self.tracked)  # type: ignore[union-attr]
 
 
+def quicktune_parameters(ext: QuickTuneExtractor) -> list[torch.Tensor]:
+    """The extractor's parameters in the order the written-out kernels use (weight, bias per layer)."""
+    cc = ext.curve_encoder
+    modules = [ext.model_encoder[0], ext.model_encoder[2], ext.hp_encoder[0], ext.hp_encoder[2], cc.conv1,
+               cc.conv2, cc.fc, ext.head]  # fmt: skip
+    layers = cast(list[nn.Linear | nn.Conv1d], modules)
+    if ext.meta_encoder is not None:
+        layers.append(ext.meta_encoder)
+    return [cast(torch.Tensor, t) for m in layers for t in (m.weight, m.bias)]
+
+
 class _QuickTuneKernel:
     """Quick-Tune's extractor (``surrogates.nets.QuickTuneExtractor``), forward and backward by hand."""
 
     def __init__(self, ext: QuickTuneExtractor, batch: Batch):
         self.ext = ext
+        self.params = quicktune_parameters(ext)
         cc = ext.curve_encoder
-        modules = [ext.model_encoder[0], ext.model_encoder[2], ext.hp_encoder[0], ext.hp_encoder[2], cc.conv1,
-                   cc.conv2, cc.fc, ext.head]  # fmt: skip
-        layers = cast(list[nn.Linear | nn.Conv1d], modules)
-        if ext.meta_encoder is not None:
-            layers.append(ext.meta_encoder)
-        self.params = [t for m in layers for t in (m.weight, m.bias)]
         self.xm = batch.x[:, : ext.n_model].contiguous()
         self.xh = batch.x[:, ext.n_model :].contiguous()
         self.budget, self.meta = batch.budget, batch.meta

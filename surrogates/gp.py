@@ -14,7 +14,9 @@ as the baseline of ``benchmarks/quicktune_bench.py``). Prediction solves only th
 predictive covariance. Everything runs in float32, as gpytorch does with float32 inputs; a kernel
 matrix that is not positive definite gets gpytorch's jitter (1e-6, 1e-5, 1e-4 on the diagonal)
 before the fit gives up. :meth:`DeepKernelGP.fit` runs ``surrogates.fused.FusedFit`` (the same steps with
-the extractor's backward written out and one flat fused Adam) for the DyHPO and Quick-Tune networks.
+the extractor's backward written out and one flat fused Adam) for the DyHPO and Quick-Tune networks; inside
+a ``surrogates.batched.FitBatcher`` member (replays advanced in lockstep) the fit joins the others' in one
+``surrogates.batched.BatchedFit``.
 """
 
 from __future__ import annotations
@@ -145,9 +147,13 @@ class DeepKernelGP(nn.Module):
             return float("nan")
         self.train()
         if optimizer is None and self.fused_fit:
+            from surrogates.batched import current_batcher
             from surrogates.fused import FusedFit, supports
 
             if supports(self):
+                batcher = current_batcher()
+                if batcher is not None:  # a replay in lockstep: fitted with the other replays' fits, in one batch
+                    return batcher.fit(self, batch, epochs, lr)
                 try:
                     return FusedFit(self, batch, lr).run(epochs)  # leaves the model untouched on failure
                 except NUMERICAL_ERRORS:
