@@ -9,6 +9,7 @@ signature; :func:`method_options` reads them from there for ``run.json``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,15 +30,27 @@ class MethodSpec:
             override them).
         needs_context: it meta-learns and needs a :class:`~benchmark.protocol.MetaContext`.
         needs_torch: importing it imports torch (kept out of the torch-free core and its tests).
+        requires: optional packages (top-level import names) it needs beyond the core and torch; :meth:`load`
+            fails naming them (and :attr:`install`) when one is missing.
+        install: how to install :attr:`requires`.
     """
 
     target: str
     options: Mapping[str, Any] = field(default_factory=dict)
     needs_context: bool = False
     needs_torch: bool = False
+    requires: tuple[str, ...] = ()
+    install: str = ""
+
+    def missing(self) -> list[str]:
+        """The packages of :attr:`requires` that cannot be imported here."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
     def load(self) -> Factory:
-        """Imports the factory."""
+        """Imports the factory (ImportError naming the missing optional packages and how to install them)."""
+        missing = self.missing()
+        if missing:
+            raise ImportError(f"method factory '{self.target}' needs the optional package(s) {missing}: {self.install}")
         module, _, attr = self.target.partition(":")
         try:
             return getattr(importlib.import_module(module), attr)
@@ -46,22 +59,26 @@ class MethodSpec:
 
 
 _QT = "benchmark.methods.quicktune:make_quicktune"
+DEHB_INSTALL = "pip install -e '.[dehb]' && pip install --no-deps dehb==0.1.2 (scripts/setup.sh does both)"
 
 METHODS: dict[str, MethodSpec] = {
     "random_search": MethodSpec("benchmark.methods.random_search:RandomSearch"),
     "hyperband": MethodSpec("benchmark.methods.hyperband:Hyperband"),
     "asha": MethodSpec("benchmark.methods.asha:ASHA"),
     "bohb": MethodSpec("benchmark.methods.bohb:BOHB"),
+    "dehb": MethodSpec("benchmark.methods.dehb_tabular:DEHB", requires=("dehb",), install=DEHB_INSTALL),
     "default_model": MethodSpec("benchmark.methods.baselines:DefaultModel"),
     "best_on_average": MethodSpec("benchmark.methods.baselines:BestOnAverage", needs_context=True),
     "dyhpo": MethodSpec("benchmark.methods.dyhpo:DyHPO", needs_torch=True),
+    "gp": MethodSpec("benchmark.methods.gp:make_gp", needs_torch=True),
     "quicktune": MethodSpec(_QT, {}, needs_context=True, needs_torch=True),
     "quicktune-M": MethodSpec(_QT, {"meta_learn": False}, needs_context=False, needs_torch=True),
     "quicktune-C": MethodSpec(_QT, {"cost_aware": False}, needs_context=True, needs_torch=True),
     "quicktune-G": MethodSpec(_QT, {"gray_box": False}, needs_context=True, needs_torch=True),
 }
 """The registered methods; ``quicktune-X`` is Quick-Tune without component X (M: meta-learning,
-C: cost-awareness, G: gray-box learning curves)."""
+C: cost-awareness, G: gray-box learning curves); ``gp`` is plain black-box GP-BO (QT -M -C -G, the paper's GP);
+``dehb`` drives the optional ``dehb`` library."""
 
 
 class UnknownOptionError(ValueError):
