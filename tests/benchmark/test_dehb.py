@@ -72,3 +72,16 @@ def test_dehb_counts_are_stored_with_each_replay(bench_store: Path, tmp_path: Pa
     stats = read_cell_stats(cell_path(out, "micro", "dehb", "A", 0))
     assert set(stats) == {"mapped_proposals", "known_proposals", "distinct_candidates", "stopped_stuck"}
     assert stats["mapped_proposals"] >= stats["distinct_candidates"] > 0
+
+
+def test_the_summary_says_how_many_proposals_were_known_candidates(bench_store: Path, tmp_path: Path) -> None:
+    from benchmark.metrics import mapping_notes, proposal_notes
+    from benchmark.results import load_results
+
+    out = tmp_path / "res"
+    run_benchmark(config(bench_store, out, methods=["dehb", "bohb"], seeds=[0, 1], datasets=["A", "B"]))
+    stats = [read_cell_stats(cell_path(out, "micro", "dehb", d, s)) for d in "AB" for s in (0, 1)]
+    (line,) = mapping_notes(load_results(out))
+    mapped, known = (sum(st[k] for st in stats) for k in ("mapped_proposals", "known_proposals"))
+    assert line.startswith(f"dehb (micro): {mapped} proposals mapped onto candidates over 4 replays")
+    assert f"; {known} (" in line and line in proposal_notes(load_results(out))
