@@ -308,8 +308,9 @@ def proposal_counts(results: Results) -> pl.DataFrame:
 
 
 def proposal_notes(results: Results) -> list[str]:
-    """One line per (version, method) with model proposals, e.g. ``bohb (micro): model proposals 0 of 412 ...``."""
-    lines = []
+    """One line per (version, method) with model proposals, e.g. ``bohb (micro): model proposals 0 of 412 ...``,
+    and one per method that maps proposals onto candidates (DEHB: how many were candidates already known)."""
+    lines = mapping_notes(results)
     for r in proposal_counts(results).iter_rows(named=True):
         share = f" ({100 * r['model_proposals'] / r['proposals']:.0f} %)" if r["proposals"] else ""
         never = " (no model was ever fitted: every proposal was random)"
@@ -317,6 +318,30 @@ def proposal_notes(results: Results) -> list[str]:
             f"{r['method']} ({r['version']}): model proposals {r['model_proposals']} of {r['proposals']}{share} "
             f"over {r['n_replays']} replays; the others were drawn at random"
             + (never if not r["model_proposals"] else "")
+        )
+    return lines
+
+
+MAPPING_STATS = ("mapped_proposals", "known_proposals", "distinct_candidates")
+"""Counters of a method that maps its proposals onto candidates (DEHB, ``benchmark.methods.dehb_tabular``)."""
+
+
+def mapping_notes(results: Results) -> list[str]:
+    """One line per (version, method) whose cells count mapped proposals (DEHB), summed over its replays."""
+    keys = ["version", "method"]
+    stats = results.stats.filter(pl.col("stat").is_in(MAPPING_STATS))
+    if stats.is_empty():
+        return []
+    wide = stats.pivot("stat", index=[*keys, "dataset", "seed"], values="count", aggregate_function="sum")
+    sums = wide.group_by(keys).agg(*(pl.col(c).sum() for c in MAPPING_STATS), pl.len().alias("n")).sort(keys)
+    lines = []
+    for r in sums.iter_rows(named=True):
+        share = f" ({100 * r['known_proposals'] / r['mapped_proposals']:.0f} %)" if r["mapped_proposals"] else ""
+        lines.append(
+            f"{r['method']} ({r['version']}): {r['mapped_proposals']} proposals mapped onto candidates over {r['n']} "
+            f"replays ({r['distinct_candidates'] / r['n']:.1f} distinct candidates per replay); "
+            f"{r['known_proposals']}{share} mapped "
+            "to a candidate already known at their fidelity and were answered without training"
         )
     return lines
 

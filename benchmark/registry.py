@@ -9,6 +9,7 @@ signature; :func:`method_options` reads them from there for ``run.json``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ class MethodSpec:
         check: ``"module:attr"`` of ``check(view, options)``, which raises ``ValueError`` for a task the method
             cannot run on (e.g. a store without the runs it picks); ``benchmark.run`` calls it on every task of a
             run before any cell starts.
+        requires: optional packages (top-level import names) it needs beyond the core and torch; :meth:`load`
+            fails naming them (and :attr:`install`) when one is missing.
+        install: how to install :attr:`requires`.
     """
 
     target: str
@@ -39,9 +43,18 @@ class MethodSpec:
     needs_context: bool = False
     needs_torch: bool = False
     check: str | None = None
+    requires: tuple[str, ...] = ()
+    install: str = ""
+
+    def missing(self) -> list[str]:
+        """The packages of :attr:`requires` that cannot be imported here."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
     def load(self) -> Factory:
-        """Imports the factory."""
+        """Imports the factory (ImportError naming the missing optional packages and how to install them)."""
+        missing = self.missing()
+        if missing:
+            raise ImportError(f"method factory '{self.target}' needs the optional package(s) {missing}: {self.install}")
         return _import(self.target)
 
     def load_check(self) -> Callable[[SearchView, Mapping[str, Any]], None] | None:
@@ -60,24 +73,28 @@ def _import(target: str) -> Any:
 _QT = "benchmark.methods.quicktune:make_quicktune"
 _FB = "benchmark.methods.baselines:FrozenBackbone"
 _FB_CHECK = "benchmark.methods.baselines:check_strategy_runs"
+DEHB_INSTALL = "pip install -e '.[dehb]' && pip install --no-deps dehb==0.1.2 (scripts/setup.sh does both)"
 
 METHODS: dict[str, MethodSpec] = {
     "random_search": MethodSpec("benchmark.methods.random_search:RandomSearch"),
     "hyperband": MethodSpec("benchmark.methods.hyperband:Hyperband"),
     "asha": MethodSpec("benchmark.methods.asha:ASHA"),
     "bohb": MethodSpec("benchmark.methods.bohb:BOHB"),
+    "dehb": MethodSpec("benchmark.methods.dehb_tabular:DEHB", requires=("dehb",), install=DEHB_INSTALL),
     "default_model": MethodSpec("benchmark.methods.baselines:DefaultModel"),
     "best_on_average": MethodSpec("benchmark.methods.baselines:BestOnAverage", needs_context=True),
     "linear_probe": MethodSpec(_FB, {"strategy": "linear_probe"}, check=_FB_CHECK),
     "lora": MethodSpec(_FB, {"strategy": "lora"}, check=_FB_CHECK),
     "dyhpo": MethodSpec("benchmark.methods.dyhpo:DyHPO", needs_torch=True),
+    "gp": MethodSpec("benchmark.methods.gp:make_gp", needs_torch=True),
     "quicktune": MethodSpec(_QT, {}, needs_context=True, needs_torch=True),
     "quicktune-M": MethodSpec(_QT, {"meta_learn": False}, needs_context=False, needs_torch=True),
     "quicktune-C": MethodSpec(_QT, {"cost_aware": False}, needs_context=True, needs_torch=True),
     "quicktune-G": MethodSpec(_QT, {"gray_box": False}, needs_context=True, needs_torch=True),
 }
 """The registered methods; ``quicktune-X`` is Quick-Tune without component X (M: meta-learning,
-C: cost-awareness, G: gray-box learning curves); ``linear_probe`` and ``lora`` are the frozen-backbone baselines of
+C: cost-awareness, G: gray-box learning curves); ``gp`` is plain black-box GP-BO (QT -M -C -G, the paper's GP);
+``dehb`` drives the optional ``dehb`` library; ``linear_probe`` and ``lora`` are the frozen-backbone baselines of
 the paper's Exp. 5 (on stores that hold such runs, e.g. of search space ``exp5``)."""
 
 

@@ -34,6 +34,8 @@ def help_text() -> str:
         what = [f"{k}={v}" for k, v in spec.options.items()]
         if spec.needs_context:
             what.append("meta-learns on the other datasets' curves")
+        if spec.requires:
+            what.append(f"needs the optional package(s) {', '.join(spec.requires)}: {spec.install}")
         methods += cli_help.entry(name, ", ".join(what) or "-")
     return cli_help.render(
         "python -m benchmark.run store=STORE out=RESULTS [version=V] 'methods=[NAME,...]' 'seeds=[0,1]' [KEY=VALUE]",

@@ -154,13 +154,15 @@ def make_context(
     seed: int = 42,
     cache_dir: str | Path | None = None,
 ) -> MetaContext:
-    """Meta-training context for a task: the paper's dataset-level fold scheme (``surrogates.folds``).
+    """Meta-training context for a task: the paper's dataset-level fold scheme (``surrogates.folds``; on an imported
+    store built from the source's dataset keys in source order, as the reference builds them).
 
     With at least 3 folds and as many datasets, split ``k`` (the one whose test fold holds the task)
     meta-trains on 3 of 5 folds and selects checkpoints on another (seed 42 in the reference). With
     fewer folds or datasets, the datasets are dealt into ``k`` folds, the task's fold is held out and
     the rest is meta-training (no validation). The task's own dataset is never in train or validation.
     """
+    from metagen.store.layout import dataset_keys
     from surrogates.folds import paper_splits  # torch-free
 
     names = list_datasets(store, version)
@@ -171,7 +173,8 @@ def make_context(
     cache = None if cache_dir is None else str(cache_dir)
     k = int(folds)
     if k >= 3 and len(names) >= k:
-        split = next(s for s in paper_splits(names, k, seed) if task_dataset in s.test)
+        keys = dataset_keys(store, version)  # an imported store's source order: the paper's folds
+        split = next(s for s in paper_splits(names, k, seed, keys) if task_dataset in s.test)
         return MetaContext(str(store), version, split.train, split.valid, split.index, cache)
     k = max(2, min(k, len(names)))  # few datasets: deal into k folds, hold out the task's, no validation
     fold_of = np.empty(len(names), dtype=np.int64)

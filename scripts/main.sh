@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the bundled default: replays the bundled real meta-dataset (stores/qt-cpu10) with every
-# method of the benchmark (Quick-Tune and its ablations, DyHPO, BOHB, ASHA, Hyperband, random search and the
-# no-HPO baselines) over all its datasets x 5 seeds, then writes the figures and tables.
+# method of the benchmark (Quick-Tune and its ablations, DyHPO, the GP, BOHB, DEHB, ASHA, Hyperband, random search
+# and the no-HPO baselines) over all its datasets x 5 seeds, then writes the figures and tables.
 # Resumable: cells already in $RUNS are skipped. Override with STORE=... OUT=... SEEDS=... JOBS=...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +15,8 @@ SEEDS=${SEEDS:-[0,1,2,3,4]}
 JOBS=${JOBS:-2}
 OUT=${OUT:-results/$(basename "$STORE")}
 RUNS=${RUNS:-out/benchmark/$(basename "$STORE")}
-METHODS='[quicktune,quicktune-M,quicktune-C,quicktune-G,dyhpo,bohb,asha,hyperband,random_search,default_model,best_on_average]'
-# GP methods (Quick-Tune and its ablations, DyHPO) run the reference refit schedule (their default; the cells
+METHODS='[quicktune,quicktune-M,quicktune-C,quicktune-G,dyhpo,gp,bohb,dehb,asha,hyperband,random_search,default_model,best_on_average]'
+# GP methods (Quick-Tune and its ablations, DyHPO, gp) run the reference refit schedule (their default; the cells
 # print "schedule=reference") and the default meta-training config; see docs/quicktune-deviations.md.
 start=$(date +%s)
 $PY -m metagen.store validate "$STORE"

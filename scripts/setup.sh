@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project with every extra; a no-op when nothing changed.
+# Creates .venv and installs the project with every extra; a no-op when nothing changed (pyproject.toml,
+# constraints.txt and this script).
 # torch comes first and pinned (constraints.txt), so that timm cannot pull another torch build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 stamp=.venv/.setup-stamp
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing into .venv (torch==2.13.0, timm, polars, pyarrow, ...)"
   .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
-  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[metagen,datasets,weights,surrogates,dev]"
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[metagen,datasets,weights,surrogates,dehb,dev]"
+  # DEHB baseline: dehb pins numpy<2; its dependencies come with the dehb extra above (see pyproject.toml)
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps dehb==0.1.2
   echo "$want" > "$stamp"
 fi
 # Fashion-MNIST for the offline dataset suite comes from Debian (skipped with a note where apt is unusable).

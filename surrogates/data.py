@@ -82,7 +82,10 @@ def load_store_tasks(store: str, version: str, datasets: Sequence[str] | None = 
     by_run = {r: i for i, r in enumerate(enc["run_id"].to_list())}
     table = enc.select(feature_names).to_numpy().astype(np.float64)
     metas = runs.group_by("dataset").agg([pl.col(k).first() for k in META_FEATURES])
-    meta_of = {row["dataset"]: {k: float(row[k]) for k in META_FEATURES} for row in metas.iter_rows(named=True)}
+    meta_of = {  # an unknown (NULL) meta-feature is left out: MetaFeatureScaler names it if it is needed
+        row["dataset"]: {k: float(row[k]) for k in META_FEATURES if row[k] is not None}
+        for row in metas.iter_rows(named=True)
+    }
     out = []
     for d in names:
         a = arrays[d]

@@ -110,6 +110,7 @@ def evaluate(store: str, out: str | Path, version: str | None = None, folds: Seq
              progress: bool = True) -> list[FoldScores]:  # fmt: skip
     """Meta-train per split and score on the split's test datasets; writes ``results.json`` and a figure."""
     from metagen.store import StoreReader
+    from metagen.store.layout import dataset_keys
     from surrogates.data import load_store_tasks
 
     out = Path(out)
@@ -122,7 +123,7 @@ def evaluate(store: str, out: str | Path, version: str | None = None, folds: Seq
     scores = []
     for v in versions:
         tasks = {t.name: t for t in load_store_tasks(store, v)}
-        splits = paper_splits(list(tasks), n_folds, split_seed)
+        splits = paper_splits(list(tasks), n_folds, split_seed, dataset_keys(store, v))
         chosen = range(len(splits)) if folds is None else folds
         for k in chosen:
             if not 0 <= k < len(splits):

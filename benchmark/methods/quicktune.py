@@ -12,7 +12,7 @@ reference this also switches cost awareness off), ``cost_aware=False`` (-C), ``g
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -104,20 +104,35 @@ def make_quicktune(
         encoder = PipelineEncoder.fit(view.features, view.feature_names)
         scaler = MetaFeatureScaler()
         initial_state, cost_model = None, None
-        net = {"hidden": config.hidden, "out_dim": config.out_dim, "use_meta": False, "dropout": config.dropout}
+        net = scratch_network(config)
     meta = scaler.transform(view.meta_features) if net["use_meta"] else None
     net_epochs = meta_model.max_epochs if meta_learn and meta_model is not None else view.max_epochs
+    return QuickTune(
+        view, seed, model_factory=network_factory(encoder, net_epochs, net), encoder=encoder, meta=meta,
+        initial_state=initial_state, cost_model=cost_model, schedule=schedule,
+        step=1 if gray_box else view.max_epochs, allowed=allowed, net_epochs=net_epochs, **options,
+    )  # fmt: skip
+
+
+def scratch_network(config: MetaTrainConfig | None = None) -> dict[str, Any]:
+    """Sizes of Quick-Tune's kernel network trained from scratch (no meta-features): ``config``'s (default:
+    :class:`MetaTrainConfig`'s) ``hidden``, ``out_dim`` and ``dropout``."""
+    config = config or MetaTrainConfig()
+    return {"hidden": config.hidden, "out_dim": config.out_dim, "use_meta": False, "dropout": config.dropout}
+
+
+def network_factory(
+    encoder: PipelineEncoder, net_epochs: int, net: Mapping[str, Any]
+) -> Callable[[torch.Generator], DeepKernelGP]:
+    """``generator -> DeepKernelGP`` with Quick-Tune's kernel network of sizes ``net`` over ``encoder``'s pipelines
+    and ``net_epochs``-long curves, initialised from ``generator``."""
 
     def factory(generator: torch.Generator) -> DeepKernelGP:
         model = DeepKernelGP(QuickTuneExtractor(encoder.n_model, encoder.dim, net_epochs, **net))
         init_parameters(model.extractor, generator)
         return model
 
-    return QuickTune(
-        view, seed, model_factory=factory, encoder=encoder, meta=meta, initial_state=initial_state,
-        cost_model=cost_model, schedule=schedule, step=1 if gray_box else view.max_epochs, allowed=allowed,
-        net_epochs=net_epochs, **options,
-    )  # fmt: skip
+    return factory
 
 
 def _require_context(context: MetaContext | None, why: str) -> MetaContext:

@@ -66,7 +66,7 @@ def _import_quicktune(args: argparse.Namespace) -> int:
 def _import_qtt(args: argparse.Namespace) -> int:
     from metagen.store.importers.qtt import import_qtt
 
-    print(import_qtt(args.src, args.dest, name=args.name))
+    print(import_qtt(args.src, args.dest, name=args.name, train_fraction=args.train_fraction))
     return 0
 
 
@@ -156,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("src", type=Path)
         p.add_argument("dest", type=Path)
         p.add_argument("--name", help="store name (default: the source directory's name)")
+        if name == "import-qtt":
+            p.add_argument("--train-fraction", type=float, metavar="F",
+                           help="share of QTT's num-samples (train + validation images) used for training: "
+                                "train_size = round(F * num-samples), e.g. 0.75 for a 60/20/20 split "
+                                "(default: train_size stays empty)")  # fmt: skip
         p.set_defaults(func=func)
 
     p = sub.add_parser("synth", help="write a SYNTHETIC store (scale and performance work only)")

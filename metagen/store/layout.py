@@ -54,6 +54,42 @@ class StoreMetadata:
         return json.dumps(d, indent=2, sort_keys=True) + "\n"
 
 
+DATASET_KEYS = "dataset_keys"
+"""``StoreMetadata.generator`` entry of an imported store: ``{version: [full source key, ...]}`` in the source's
+order (Quick-Tune: the keys of ``eval_top1.json``, e.g. ``mtlbm/micro/set1/PNU``; the store names a dataset by the
+key's last component). The paper's meta-training folds shuffle this list (``surrogates.folds``)."""
+
+SAMPLE_COUNTS = "num_samples"
+"""``StoreMetadata.generator`` entry of a QTT import: ``{version: {dataset: QTT's num-samples}}``, the number of
+training **plus validation** images (so not the ``train_size`` column)."""
+
+
+def dataset_of_key(key: str) -> str:
+    """The store's dataset name for a source's dataset key: its last path component (``mtlbm/micro/set1/PNU`` ->
+    ``PNU``; ``""`` for a key without one)."""
+    return key.rstrip("/").rsplit("/", 1)[-1]
+
+
+def dataset_keys(root: str | Path, version: str) -> tuple[str, ...]:
+    """The full source keys of ``version``'s datasets in source order, as an import recorded them (``()``: none)."""
+    keys = read_metadata(root).generator.get(DATASET_KEYS, {}).get(version, [])
+    return tuple(str(k) for k in keys)
+
+
+def merge_generator(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with ``new`` merged in, for a store imported into more than once: mappings merge key by key, lists
+    keep their items and append new ones in order, a value ``old`` already has stays."""
+    out = dict(old)
+    for key, value in new.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = merge_generator(out[key], value)
+        elif isinstance(out[key], list) and isinstance(value, list):
+            out[key] = out[key] + [v for v in value if v not in out[key]]
+    return out
+
+
 def metadata_fields(root: str | Path) -> dict[str, Any]:
     """The fields of ``store.json`` at ``root``, whatever its schema version; clear errors for a non-store."""
     path = Path(root) / STORE_FILE

@@ -16,6 +16,7 @@ import pytest
 from benchmark.protocol import Optimizer
 from benchmark.registry import (
     METHODS,
+    MethodSpec,
     UnknownOptionError,
     accepted_options,
     default_options,
@@ -29,6 +30,9 @@ from tests.benchmark.conftest import BUDGET_S
 
 def _param(name: str) -> object:
     spec = METHODS[name]
+    if spec.missing():  # an optional extra (e.g. dehb) that is not installed here
+        reason = f"needs {spec.missing()}: {spec.install}"
+        return pytest.param(name, id=name, marks=pytest.mark.skip(reason=reason))
     if not spec.needs_torch:
         return pytest.param(name, id=name)
     module = spec.target.partition(":")[0]
@@ -110,6 +114,8 @@ def test_method_copes_with_mostly_diverged_and_truncated_curves(
 def test_unknown_options_are_rejected_naming_the_accepted_ones(name: str, tasks: list[Task]) -> None:
     if METHODS[name].needs_torch:
         pytest.importorskip("torch")
+    for module in METHODS[name].requires:
+        pytest.importorskip(module)
     accepted = accepted_options(name)
     # the registered variant's options and the recorded defaults are options the factory takes
     assert set(METHODS[name].options) <= set(accepted) and set(default_options(name)) <= set(accepted)
@@ -126,3 +132,11 @@ def test_optimizers_built_directly_reject_unknown_options(tasks: list[Task]) -> 
     with pytest.raises(TypeError, match=r"ASHA got options it does not take: \['etaa'\]"):
         ASHA(tasks[0].view, 0, etaa=2)
     assert ASHA(tasks[0].view, 0, eta=2).eta == 2
+
+
+def test_a_method_whose_optional_package_is_missing_fails_naming_it_and_the_install() -> None:
+    spec = MethodSpec("benchmark.methods.dehb_tabular:DEHB", requires=("no_such_package_xyz",), install="pip it")
+    assert spec.missing() == ["no_such_package_xyz"]
+    with pytest.raises(ImportError, match=r"needs the optional package\(s\) \['no_such_package_xyz'\]: pip it"):
+        spec.load()
+    assert METHODS["dehb"].requires == ("dehb",) and "dehb==0.1.2" in METHODS["dehb"].install

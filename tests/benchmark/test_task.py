@@ -114,3 +114,41 @@ def test_context_needs_two_datasets(tmp_path: Path) -> None:
     root = build_store(tmp_path / "s", datasets=("A",), n_pipelines=3)
     with pytest.raises(TaskError, match="at least 2"):
         make_context(root, "micro", "A")
+
+
+def _reference_splits(keys: list[str], split: int, seed: int = 42) -> dict[str, list[str]]:
+    """Quick-Tune's ``PerformanceMetaLearner.get_splits`` for split ``split`` (``META_SPLITS``), written as the
+    original is: the meta-dataset's dataset keys (``get_datasets``: eval_top1.json's key order) shuffled in place."""
+    train, test, val = {0: ((0, 1, 2), (3,), (4,)), 1: ((1, 2, 3), (4,), (0,)), 2: ((2, 3, 4), (0,), (1,)),
+                        3: ((3, 4, 0), (1,), (2,)), 4: ((4, 0, 1), (2,), (3,))}[split]  # fmt: skip
+    datasets = list(keys)
+    np.random.default_rng(seed).shuffle(datasets)
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for i, dataset in enumerate(datasets):
+        part = "train" if i % 5 in train else "test" if i % 5 in test else "val" if i % 5 in val else ""
+        splits[part].append(dataset.rsplit("/", 1)[-1])
+    return splits
+
+
+def test_imported_quicktune_data_gets_the_papers_folds(tmp_path: Path) -> None:
+    from metagen.store.importers import import_quicktune
+    from metagen.store.layout import dataset_keys
+    from tests.store.test_importers import qt_args, qt_curves, write_aggregated
+
+    # the order os.listdir gave the original aggregation: not sorted, across the three sets
+    codes = ["PNU", "BCT", "DOG", "TEX_ALOT", "FLW", "APL", "AWA", "SPT", "INS", "MD_5_BIS", "RSICB", "PRT"]
+    sets = [f"set{i % 3}" for i in range(len(codes))]
+    keys = [f"mtlbm/micro/{s}/{c}" for s, c in zip(sets, codes, strict=True)]
+    runs = {f"r{i}": (k, qt_args(k, epochs=2), qt_curves([30.0, 40.0 + i])) for i, k in enumerate(keys)}
+    write_aggregated(tmp_path / "qt", runs=runs, meta=False)
+    import_quicktune(tmp_path / "qt", tmp_path / "store")
+    store = tmp_path / "store"
+    assert dataset_keys(store, "micro") == tuple(keys)
+    for code in codes:
+        ctx = make_context(store, "micro", code, folds=5)
+        want = _reference_splits(keys, ctx.fold)
+        assert code in want["test"]
+        assert sorted(ctx.train_datasets) == sorted(want["train"]) and sorted(ctx.valid_datasets) == sorted(want["val"])
+    # sorting the names instead (what stores without recorded keys do) gives other folds
+    sorted_keys = sorted(keys, key=lambda k: k.rsplit("/", 1)[-1])
+    assert any(_reference_splits(keys, k)["test"] != _reference_splits(sorted_keys, k)["test"] for k in range(5))

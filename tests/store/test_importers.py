@@ -18,7 +18,7 @@ from metagen.store.errors import StoreError
 from metagen.store.importers import ImportReport, ImportSourceError, import_qtt, import_quicktune
 from metagen.store.importers.common import categorical_value, current_model_name
 from metagen.store.importers.quicktune import CURVE_NAMES
-from metagen.store.layout import compacted_parts
+from metagen.store.layout import compacted_parts, read_metadata
 
 NAN = float("nan")
 QT_CURVES = CURVE_NAMES
@@ -709,7 +709,8 @@ def test_qtt_hyperparameters(qtt_store: tuple[Path, ImportReport]) -> None:
         assert a[name] is None, name
     assert (a["amp"], a["stoch_norm"], a["linear_probing"], a["seed"]) == (True, False, False, 0)
     assert json.loads(a["extra_hps"]) == {"custom_flag": 7}
-    assert [a[c] for c in ("train_size", "num_classes", "resolution", "channels")] == [800, 20, 128, 3]
+    # num-samples counts train + validation images: not the train_size (see test_qtt_sample_counts_...)
+    assert [a[c] for c in ("train_size", "num_classes", "resolution", "channels")] == [None, 20, 128, 3]
 
     b = run_row(runs, "micro-2")
     assert (b["momentum"], b["opt_betas"], b["decay_epochs"], b["decay_rate"]) == (0.8, None, 20, 0.5)
@@ -723,7 +724,21 @@ def test_qtt_hyperparameters(qtt_store: tuple[Path, ImportReport]) -> None:
         "v0",
         10.0,
     )
-    assert [c[k] for k in ("train_size", "num_classes")] == [1600, 40]
+    assert [c[k] for k in ("train_size", "num_classes")] == [None, 40]
+
+
+def test_qtt_sample_counts_are_kept_as_such_and_train_size_needs_the_split(tmp_path: Path) -> None:
+    write_qtt(tmp_path / "mtlbm" / "micro")
+    import_qtt(tmp_path / "mtlbm", tmp_path / "store")
+    generator = read_metadata(tmp_path / "store").generator
+    assert generator["num_samples"] == {"micro": {"micro-task0": 800, "micro-task1": 1600}}
+    assert generator["dataset_keys"] == {"micro": ["micro-task0", "micro-task1"]}
+    assert any("num_samples counts training + validation" in d for d in read_metadata(tmp_path / "store").deviations)
+    import_qtt(tmp_path / "mtlbm", tmp_path / "split", train_fraction=0.75)  # Meta-Album's 60/20/20
+    runs, _ = read_store(tmp_path / "split")
+    assert run_row(runs, "micro-2")["train_size"] == 600 and run_row(runs, "micro-3")["train_size"] == 1200
+    with pytest.raises(ImportSourceError, match=r"train_fraction must lie in \(0, 1\]"):
+        import_qtt(tmp_path / "mtlbm", tmp_path / "bad", train_fraction=80)
 
 
 def test_qtt_fraction_curves_are_not_scaled_and_files_in_src(tmp_path: Path) -> None:
@@ -785,3 +800,14 @@ def test_qtt_non_numeric_curve_names_the_file(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("20.0", "twenty"))
     with pytest.raises(ImportSourceError, match=r"curve\.csv holds a value that is not a number"):
         import_qtt(tmp_path / "q", tmp_path / "store")
+
+
+def test_dataset_keys_keep_the_source_order_and_a_second_import_appends_its_own(tmp_path: Path) -> None:
+    write_aggregated(tmp_path / "a", runs={r: QT_RUNS[r] for r in ("run_nan", "run_ok")})  # BRD first in the JSON
+    write_aggregated(tmp_path / "b", runs={"run_x": ("mtlbm/micro/set2/AWA", *QT_RUNS["run_ok"][1:])}, meta=False)
+    import_quicktune(tmp_path / "a", tmp_path / "store")
+    import_quicktune(tmp_path / "b", tmp_path / "store")
+    import_quicktune(tmp_path / "a", tmp_path / "store")  # again: nothing changes
+    generator = read_metadata(tmp_path / "store").generator
+    assert generator["dataset_keys"] == {"micro": [BRD, PNU, "mtlbm/micro/set2/AWA"]}
+    assert generator["importers"] == ["import-quicktune"]

@@ -80,6 +80,23 @@ def test_paper_splits_hold_every_dataset_out_once_and_are_disjoint():
         paper_splits(names[:4])
 
 
+def test_paper_splits_shuffle_the_source_keys_in_source_order():
+    names = [f"D{i:02d}" for i in range(10)]
+    keys = [f"src/set{i % 3}/{n}" for i, n in enumerate(reversed(names))]
+    by_keys = paper_splits(names, keys=keys)
+    shuffled = list(keys)
+    np.random.default_rng(42).shuffle(shuffled)  # the reference: the key list shuffled in place
+    fold = {k.rsplit("/", 1)[-1]: i % 5 for i, k in enumerate(shuffled)}
+    assert all(fold[d] == 3 for d in by_keys[0].test) and all(fold[d] == 4 for d in by_keys[0].valid)
+    assert by_keys != paper_splits(names)  # the order shuffled decides the folds
+    # a key whose dataset is not given keeps its place in the shuffle; a dataset without a key follows the keys
+    fewer = paper_splits(names[1:], keys=keys)
+    assert [tuple(d for d in s.test if d != "D00") for s in by_keys] == [s.test for s in fewer]
+    assert paper_splits(names, keys=keys[:-1]) == paper_splits(names, keys=[*keys[:-1], f"x/{names[0]}"])
+    with pytest.raises(ValueError, match="name one dataset twice"):
+        paper_splits(names, keys=["a/D01", "b/D01"])
+
+
 def test_zeros_on_a_log_column_fitted_without_zeros_map_one_decade_below_not_to_log0():
     scale = _fit_numeric(np.array([1e-4, 1e-3, 1e-2]))
     assert scale.log and scale.offset == 0.0

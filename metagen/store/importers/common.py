@@ -56,7 +56,7 @@ import pyarrow as pa
 
 from metagen.search_space import SearchSpace
 from metagen.store.errors import StoreError, ValidationError
-from metagen.store.layout import StoreMetadata, create_store, update_metadata
+from metagen.store.layout import StoreMetadata, create_store, dataset_of_key, merge_generator, update_metadata
 from metagen.store.records import complete_run
 from metagen.store.schema import (
     CATEGORICAL_VALUES,
@@ -202,7 +202,7 @@ def run_id_for(version: str, original: str) -> str:
 
 def dataset_name_of(key: str) -> str:
     """The store's dataset name for a source's dataset key: its last path component."""
-    name = key.rstrip("/").rsplit("/", 1)[-1]
+    name = dataset_of_key(key)
     if not name:
         raise SkipRun(f"dataset key {key!r} has no name")
     return name
@@ -521,8 +521,15 @@ def _curve_table(runs: list[ImportedRun]) -> pa.Table:
 
 
 def _open_store(dest: str | Path, metadata: StoreMetadata) -> None:
-    """Create the store, or add this import's deviations to an existing store's metadata."""
+    """Create the store, or add this import's deviations and generator entries (dataset keys, ...) to an existing
+    store's metadata."""
     existing = create_store(dest, metadata)
     missing = tuple(d for d in metadata.deviations if d not in existing.deviations)
-    if missing:
-        update_metadata(dest, replace(existing, deviations=existing.deviations + missing))
+    generator = merge_generator(existing.generator, metadata.generator)
+    if missing or generator != existing.generator:
+        update_metadata(dest, replace(existing, deviations=existing.deviations + missing, generator=generator))
+
+
+def source_order(keys: Iterable[str]) -> list[str]:
+    """The distinct dataset keys in order of first appearance."""
+    return list(dict.fromkeys(keys))

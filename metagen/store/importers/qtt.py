@@ -38,9 +38,14 @@ Mapping decisions (listed in the store's ``deviations`` too):
   (e.g. ``decay_epochs`` 0.0) become NULL. Other config columns are hyperparameters too and go to
   ``extra_hps``, except ``model``, ``dataset`` and ``seed``. A missing column takes the
   Quick-Tune ``finetune.py`` parser default, and a note says so.
-* Meta-features: ``num_samples`` -> ``train_size``, ``num_classes`` -> ``num_classes``,
-  ``num_features`` (about the image width) -> ``resolution``, ``num_channels`` -> ``channels``.
-  Other meta columns are not stored.
+* Meta-features: ``num_classes`` -> ``num_classes``, ``num_features`` (about the image width) ->
+  ``resolution``, ``num_channels`` -> ``channels``, a ``train_size`` column -> ``train_size``. QTT's
+  ``num_samples`` counts training **and validation** images, so it is not ``train_size``: it is kept per
+  dataset in ``store.json`` (``generator.num_samples``), and ``train_size`` is NULL unless the import is told
+  the training share of those images (``train_fraction``, e.g. 0.75 for Meta-Album's 60/20/20 split:
+  ``train_size = round(train_fraction * num_samples)``). Other meta columns are not stored.
+* Dataset order: the dataset keys in order of first appearance in config.csv (meta.csv) are kept in
+  ``store.json`` (``generator.dataset_keys``), from which the paper's folds are built.
 * ``seed`` is the config's ``seed`` column, or 0. ``pretrained_source`` is NULL, because QTT does
   not record it.
 """
@@ -68,19 +73,19 @@ from metagen.store.importers.common import (
     is_missing,
     positive_int,
     run_id_for,
+    source_order,
     to_bool,
     to_float,
     to_int,
     write_import,
 )
-from metagen.store.layout import StoreMetadata
+from metagen.store.layout import DATASET_KEYS, SAMPLE_COUNTS, StoreMetadata
 from metagen.store.schema import HYPERPARAMETERS
 
 SOURCE = "import-qtt"
 FILES = ("config", "meta", "curve", "cost")
 INDEX = "_id"
 META_COLUMNS = {
-    "num_samples": "train_size",
     "train_size": "train_size",
     "num_classes": "num_classes",
     "num_features": "resolution",
@@ -88,7 +93,8 @@ META_COLUMNS = {
     "num_channels": "channels",
     "channels": "channels",
 }
-"""meta.csv column -> store meta-feature column."""
+"""meta.csv column -> store meta-feature column (``num_samples`` is not one: see the module docstring)."""
+SAMPLES = "num_samples"
 ZERO_MEANS_NONE = ("clip_grad", "layer_decay")
 NOT_EXTRA = frozenset({"model", "dataset", "seed", "trivial_augment", "random_augment"})
 
@@ -101,6 +107,8 @@ DEVIATIONS = (
     "'<version>-task<k>'.",
     "QTT import: clip_grad and layer_decay of 0 (QTT's 'off') are NULL; inactive conditionals are NULL.",
     "QTT import: num_features is stored as resolution (image width).",
+    "QTT import: num_samples counts training + validation images; it is kept in store.json (generator.num_samples), "
+    "and train_size is NULL unless a train_fraction was given (train_size = round(train_fraction * num_samples)).",
     "QTT import: seed is 0 unless config.csv has a seed column; pretrained_source is unknown (NULL).",
     "QTT import: models are stored under their current timm names (the search space's aliases map old names); "
     "hyphenated categorical values (random-augment, ...) take the schema's spelling (random_augment, ...).",
@@ -109,7 +117,9 @@ DEVIATIONS = (
 )
 
 
-def import_qtt(src: str | Path, dest: str | Path, name: str | None = None) -> ImportReport:
+def import_qtt(
+    src: str | Path, dest: str | Path, name: str | None = None, train_fraction: float | None = None
+) -> ImportReport:
     """Import a QuickTuneTool csv meta-dataset into a store.
 
     Args:
@@ -117,6 +127,8 @@ def import_qtt(src: str | Path, dest: str | Path, name: str | None = None) -> Im
             directory itself.
         dest: the store; it is created if it does not exist.
         name: the store's name when it is created (default: the name of ``src``).
+        train_fraction: the share of QTT's ``num_samples`` (training + validation images) used for training;
+            given, ``train_size = round(train_fraction * num_samples)``; ``None`` (default) leaves it NULL.
 
     Returns:
         What was imported and what was skipped, and why.
@@ -125,15 +137,23 @@ def import_qtt(src: str | Path, dest: str | Path, name: str | None = None) -> Im
         ImportSourceError: ``src`` does not hold the four files, or they are broken or disagree.
         RunConflictError: ``dest`` holds one of the run ids with other content.
     """
+    if train_fraction is not None and not 0 < train_fraction <= 1:
+        raise ImportSourceError(f"train_fraction must lie in (0, 1], got {train_fraction}")
     src = Path(src)
     report = ImportReport(source=str(src))
     versions = _find_versions(src)
-    runs = [r for version, directory in versions for r in _read_version(version, directory, report)]
+    runs: list[ImportedRun] = []
+    keys: dict[str, list[str]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for version, directory in versions:
+        version_runs, keys[version], counts[version] = _read_version(version, directory, report, train_fraction)
+        runs += version_runs
     report.versions = [v for v, _ in versions]
     metadata = StoreMetadata(
         name=name or src.name,
         description=f"QuickTuneTool meta-dataset imported from {src.name}",
         deviations=DEVIATIONS,
+        generator={"importers": [SOURCE], DATASET_KEYS: keys, SAMPLE_COUNTS: counts},
     )
     write_import(dest, metadata, runs, report)
     return report
@@ -222,8 +242,10 @@ def _numbers(frame: pl.DataFrame, path: Path) -> list[list[float]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_version(version: str, directory: Path, report: ImportReport) -> list[ImportedRun]:
-    """The runs of one version directory."""
+def _read_version(
+    version: str, directory: Path, report: ImportReport, train_fraction: float | None
+) -> tuple[list[ImportedRun], list[str], dict[str, int]]:
+    """The runs of one version directory, its dataset keys in file order and QTT's ``num_samples`` per dataset."""
     frames = _aligned(directory)
     curves = _curves(frames["curve"], directory / "curve.csv", report)
     costs = _costs(frames["cost"], directory / "cost.csv")
@@ -236,11 +258,11 @@ def _read_version(version: str, directory: Path, report: ImportReport) -> list[I
     for config, meta, curve, cost, key in zip(configs, metas, curves, costs, keys, strict=True):
         source_id = f"{version}/{config[INDEX]}"
         try:
-            out.append(_qtt_run(version, key, config, meta, curve, cost, width, filled))
+            out.append(_qtt_run(version, key, config, meta, curve, cost, width, filled, train_fraction))
         except SkipRun as e:
             report.skip(source_id, str(e))
     report.notes += fill_notes(filled, str(directory / "config.csv"))
-    return out
+    return out, source_order(keys), _sample_counts(keys, metas)
 
 
 def _curves(frame: pl.DataFrame, path: Path, report: ImportReport) -> list[list[float]]:
@@ -286,6 +308,7 @@ def _qtt_run(
     cost: float,
     width: int,
     filled: Counter[str],
+    train_fraction: float | None,
 ) -> ImportedRun:
     """One QTT run as a store run; SkipRun with the reason if it cannot be imported."""
     model = config.get("model")
@@ -307,7 +330,7 @@ def _qtt_run(
         "seed": _seed(args.get("seed")),
         "source": SOURCE,
         "pretrained_source": None,
-        **_meta_features(meta),
+        **_meta_features(meta, train_fraction),
     }
     return finish_run(f"{version}/{config[INDEX]}", key, fields, _curve(curve, cost), max_epochs=width)
 
@@ -345,15 +368,35 @@ def _seed(value: Any) -> int:
         raise SkipRun(f"config.csv 'seed' is not an integer: {value!r}") from e
 
 
-def _meta_features(meta: dict[str, Any]) -> dict[str, int | None]:
+def _meta_features(meta: dict[str, Any], train_fraction: float | None) -> dict[str, int | None]:
     out: dict[str, int | None] = dict.fromkeys(("train_size", "num_classes", "resolution", "channels"))
     for column, target in META_COLUMNS.items():
         if column in meta:
-            try:
-                out[target] = positive_int(meta[column])
-            except ValueError as e:
-                raise SkipRun(f"meta.csv '{column}' is not a number: {meta[column]!r}") from e
+            out[target] = _meta_int(meta, column)
+    samples = _meta_int(meta, SAMPLES) if SAMPLES in meta else None
+    if out["train_size"] is None and samples is not None and train_fraction is not None:
+        out["train_size"] = max(1, round(train_fraction * samples))
     return out
+
+
+def _meta_int(meta: dict[str, Any], column: str) -> int | None:
+    try:
+        return positive_int(meta[column])
+    except ValueError as e:
+        raise SkipRun(f"meta.csv '{column}' is not a number: {meta[column]!r}") from e
+
+
+def _sample_counts(keys: list[str], metas: list[dict[str, Any]]) -> dict[str, int]:
+    """QTT's ``num_samples`` of each dataset (its first meta.csv row that has one)."""
+    counts: dict[str, int] = {}
+    for key, meta in zip(keys, metas, strict=True):
+        try:
+            n = positive_int(meta.get(SAMPLES))
+        except ValueError:
+            continue  # the run is skipped with the reason (_meta_features)
+        if n is not None:
+            counts.setdefault(dataset_name_of(key) if key else key, n)
+    return counts
 
 
 def _curve(values: list[float], cost: float) -> dict[str, list[float]]:

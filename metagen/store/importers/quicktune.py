@@ -25,7 +25,10 @@ Mapping decisions (listed in the store's ``deviations`` too):
 * Model: the current timm name, through the search space's aliases (``beit_large_patch16_512`` ->
   ``beit_large_patch16_512.in22k_ft_in22k_in1k``); names the space does not know are kept.
 * Dataset: the last component of the key (``mtlbm/micro/set1/PNU`` -> ``PNU``). The version is
-  the directory name. Run id: ``<version>-<original run id>``, made file-name safe.
+  the directory name. Run id: ``<version>-<original run id>``, made file-name safe. The full keys, in the
+  order of ``eval_top1.json`` (raw layout: of first appearance over the run files sorted by name), are kept
+  in ``store.json`` (``generator.dataset_keys``): the paper's meta-training folds shuffle that list
+  (:func:`surrogates.folds.paper_splits`).
 * Accuracies (``eval_top1``, ``eval_top5``) are in percent in Quick-Tune and are divided by 100.
   Times are seconds per epoch, as in the source. The ``epoch`` curve is dropped: the store
   numbers epochs 1, 2, ... by position.
@@ -80,12 +83,13 @@ from metagen.store.importers.common import (
     is_missing,
     positive_int,
     run_id_for,
+    source_order,
     to_bool,
     to_float,
     to_int,
     write_import,
 )
-from metagen.store.layout import StoreMetadata
+from metagen.store.layout import DATASET_KEYS, StoreMetadata
 
 SOURCE = "import-quicktune"
 CURVE_NAMES = (
@@ -123,7 +127,8 @@ DEVIATIONS = (
     "Quick-Tune import: accuracies were stored in percent and are divided by 100.",
     "Quick-Tune import: the 'epoch' curve is dropped; epochs are numbered 1, 2, ... by position.",
     "Quick-Tune import: datasets are named by the last component of the original key "
-    "(mtlbm/micro/set1/PNU -> PNU); run ids are '<version>-<original run id>'.",
+    "(mtlbm/micro/set1/PNU -> PNU), the full keys are kept in store.json (generator.dataset_keys, in the source's "
+    "order, from which the paper's folds are built); run ids are '<version>-<original run id>'.",
     "Quick-Tune import: inactive conditional hyperparameters, which the originals hold at parser defaults, are NULL.",
     "Quick-Tune import: data_augmentation is derived from the trivial_augment / random_augment flags and the "
     "auto_augment policy; opt_betas lists are stored as 'b1 b2' strings.",
@@ -166,16 +171,20 @@ def import_quicktune(src: str | Path, dest: str | Path, name: str | None = None)
     report = ImportReport(source=str(src))
     layout, base, versions = _detect_layout(src)
     deviations: tuple[str, ...] = DEVIATIONS
+    read = _read_raw_version if layout == "raw" else _read_aggregated_version
+    runs: list[ImportedRun] = []
+    keys: dict[str, list[str]] = {}
+    for v in versions:
+        version_runs, keys[v] = read(src if layout == "raw" else base, v, report)
+        runs += version_runs
     if layout == "raw":
-        runs = [r for v in versions for r in _read_raw_version(src, v, report)]
         deviations += RAW_DEVIATIONS
-    else:
-        runs = [r for v in versions for r in _read_aggregated_version(base, v, report)]
     report.versions = list(versions)
     metadata = StoreMetadata(
         name=name or src.name,
         description=f"Quick-Tune meta-dataset ({layout} layout) imported from {src.name}",
         deviations=deviations,
+        generator={"importers": [SOURCE], DATASET_KEYS: keys},
     )
     write_import(dest, metadata, runs, report)
     return report
@@ -219,8 +228,9 @@ def _is_version_dir(d: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_aggregated_version(base: Path, version: str, report: ImportReport) -> list[ImportedRun]:
-    """The runs of one version of the aggregated layout."""
+def _read_aggregated_version(base: Path, version: str, report: ImportReport) -> tuple[list[ImportedRun], list[str]]:
+    """The runs of one version of the aggregated layout, and its dataset keys in ``eval_top1.json``'s order (the
+    order Quick-Tune's ``get_datasets`` returns and its meta-training folds shuffle)."""
     directory = base / version
     args_path = directory / "args.json"
     if not args_path.is_file():
@@ -240,7 +250,7 @@ def _read_aggregated_version(base: Path, version: str, report: ImportReport) -> 
         except SkipRun as e:
             report.skip(f"{version}/{run}", str(e))
     report.notes += fill_notes(filled, str(args_path))
-    return out
+    return out, list(curves["eval_top1"])
 
 
 def _load_json(path: Path) -> Any:
@@ -302,12 +312,15 @@ def _check_run_ids(directory: Path, curves: dict[str, Any], args: dict[str, Any]
 # --------------------------------------------------------------------------------------------
 
 
-def _read_raw_version(src: Path, version: str, report: ImportReport) -> list[ImportedRun]:
-    """The runs of one version of the raw layout, filtered as ``aggregate_curves`` does."""
+def _read_raw_version(src: Path, version: str, report: ImportReport) -> tuple[list[ImportedRun], list[str]]:
+    """The runs of one version of the raw layout, filtered as ``aggregate_curves`` does, and its dataset keys in
+    order of first appearance over the run files sorted by name (``aggregate_curves`` lists them in the file system's
+    order, which a copy does not keep)."""
     curves_dir, args_dir = src / "curves" / version, src / "args" / version
     meta = _load_meta_features(src, version, report)
     filled: Counter[str] = Counter()
     out = []
+    keys = []
     csvs = sorted(curves_dir.glob("*.csv"))
     for csv in csvs:
         source_id = f"{version}/{csv.stem}"
@@ -318,6 +331,7 @@ def _read_raw_version(src: Path, version: str, report: ImportReport) -> list[Imp
             key = args.get("dataset")
             if not isinstance(key, str) or not key:
                 raise SkipRun(f"{args_dir / (csv.stem + '.yaml')} has no 'dataset'")
+            keys.append(key)
             out.append(_qt_run(version, key, csv.stem, args, values, meta, filled))
         except SkipRun as e:
             report.skip(source_id, str(e))
@@ -326,7 +340,7 @@ def _read_raw_version(src: Path, version: str, report: ImportReport) -> list[Imp
         if y.stem not in stems:
             report.skip(f"{version}/{y.stem}", f"no curve file {curves_dir / (y.stem + '.csv')}")
     report.notes += fill_notes(filled, str(args_dir))
-    return out
+    return out, source_order(keys)
 
 
 def _read_args_yaml(path: Path) -> dict[str, Any]:
