@@ -1,9 +1,9 @@
 """Running methods x datasets x seeds of one store version into a RESULTS directory (resumable, parallel).
 
 Every cell (method, dataset, seed) is one replay whose trajectory becomes one Parquet file
-(:mod:`benchmark.results`). With ``lockstep`` (opt-in, see :class:`benchmark.config.RunConfig`) the seeds of a (method, dataset) replay together in one
-process, their GP fits batched (:func:`benchmark.cells.run_lockstep`); otherwise each cell is one
-:func:`benchmark.cells.run_cell`. Cells whose file exists are skipped, so a killed run is
+(:mod:`benchmark.results`). With ``lockstep`` (opt-in, see :class:`benchmark.config.RunConfig`) the seeds of a
+(method, dataset) replay together in one process, their GP fits batched (:func:`benchmark.cells.run_lockstep`);
+otherwise each cell is one :func:`benchmark.cells.run_cell`. Cells whose file exists are skipped, so a killed run is
 resumed by running the same command again. Cells run in ``jobs`` local processes (spawned, each
 loading the store once) or in a SLURM job array (``executor=slurm``, :mod:`benchmark.slurm`). A failing
 cell does not stop the others; failures are listed at the end and their cells are retried by the next run.
