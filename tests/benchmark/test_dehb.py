@@ -63,7 +63,7 @@ def test_the_library_leaves_no_files_and_no_log_sinks(task: Task, tmp_path: Path
     monkeypatch.chdir(tmp_path)
     replay(task, make_optimizer("dehb", task.view, 0), 1000.0, n_workers=2)
     assert os.listdir(tmp_path) == []
-    assert not logger._core.handlers  # the library's sinks were removed
+    assert not logger._core.handlers  # type: ignore[attr-defined]  # the library's sinks were removed
 
 
 def test_dehb_counts_are_stored_with_each_replay(bench_store: Path, tmp_path: Path) -> None:
