@@ -32,8 +32,9 @@ def _config(store: Path, out: Path, **kw: Any) -> PaperConfig:
 
 
 def test_resumes_without_the_torch_methods(bench_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The fast version (the torch methods unregistered, so listed as not available): plan, run, resume."""
-    for name in [n for n, s in registry.METHODS.items() if s.needs_torch]:
+    """The fast version (the torch methods and the optional dehb unregistered, so listed as not available): plan,
+    run, resume."""
+    for name in [n for n, s in registry.METHODS.items() if s.needs_torch or s.requires]:
         monkeypatch.delitem(registry.METHODS, name)
     out = tmp_path / "paper"
     plan, written = run_paper(_config(bench_store, out, method_options={}), log=lambda _: None)
