@@ -102,11 +102,9 @@ def pareto_table(models: list[HubModel]) -> pl.DataFrame:
     rows = []
     for m in models:
         note = m.note
-        if note:
-            pass
-        elif m.info is None:
+        if not note and m.info is None:
             note = "in no search space looked up (conf/search_spaces): no size or top-1"
-        elif m.info.imagenet_top1 is None:
+        elif not note and m.info is not None and m.info.imagenet_top1 is None:
             note = f"imagenet_top1 is null in search space {m.space} (weights not trained on ImageNet)"
         rows.append({
             "model": m.name, "alias": m.info.alias if m.info else None, "params_m": m.info.params_m if m.info else None,
