@@ -56,6 +56,17 @@ def _compact(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def _drop(args: argparse.Namespace) -> int:
+    from metagen.store.drop import drop_runs
+
+    report = drop_runs(args.store, args.backup, args.pretrained_source, dry_run=args.dry_run)
+    verb = "would move" if args.dry_run else "moved"
+    for (version, dataset), n in sorted(report.moved.items()):
+        print(f"{version}/{dataset}: {verb} {n} runs")
+    print(f"{verb} {report.total} runs to {args.backup}; {report.kept} runs stay in {args.store}")
+    return 0
+
+
 def _import_quicktune(args: argparse.Namespace) -> int:
     from metagen.store.importers.quicktune import import_quicktune
 
@@ -75,6 +86,18 @@ def _create(args: argparse.Namespace) -> int:
 
     meta = create_store(args.store, StoreMetadata(name=args.name or args.store.name, description=args.description))
     print(f"store '{meta.name}' (schema v{meta.schema_version}) at {args.store}")
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from metagen.store.layout import check_store_writable, read_metadata, update_metadata
+
+    meta = read_metadata(args.store)
+    check_store_writable(args.store)
+    update_metadata(args.store, replace(meta, description=args.description))
+    print(f"store '{meta.name}' at {args.store}: description replaced ({len(args.description)} characters)")
     return 0
 
 
@@ -138,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", default="", help="what the store holds")
     p.set_defaults(func=_create)
 
+    p = sub.add_parser("describe", help="replace a store's description (store.json), e.g. when its runs change")
+    p.add_argument("store", type=Path)
+    p.add_argument("--description", required=True, help="what the store holds")
+    p.set_defaults(func=_describe)
+
     p = sub.add_parser("validate", help="report every problem of a store (exit 1 on errors)")
     p.add_argument("store", type=Path)
     p.set_defaults(func=_validate)
@@ -147,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stale-temp-after", type=float, default=600.0, metavar="S",
                    help="remove temp files of other hosts older than S seconds (default 600)")  # fmt: skip
     p.set_defaults(func=_compact)
+
+    p = sub.add_parser("drop", help="move runs (by pretrained_source prefix) into a backup store, to measure again")
+    p.add_argument("store", type=Path)
+    p.add_argument("--pretrained-source", action="append", required=True, metavar="PREFIX",
+                   help="move runs whose pretrained_source starts with PREFIX; repeatable")  # fmt: skip
+    p.add_argument("--backup", type=Path, required=True, help="store that receives the moved runs (created if missing)")
+    p.add_argument("--dry-run", action="store_true", help="only print what would move")
+    p.set_defaults(func=_drop)
 
     for name, func, what in (
         ("import-quicktune", _import_quicktune, "the original Quick-Tune meta-dataset (aggregated JSON or raw)"),

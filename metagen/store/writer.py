@@ -125,11 +125,11 @@ def write_partition(root: str | Path, runs: pl.DataFrame, curves: pl.DataFrame) 
         runs = runs.filter(~pl.col("run_id").is_in(stored))
         curves = curves.filter(~pl.col("run_id").is_in(stored))
     if runs.height:
-        _write_part(root, version, dataset, runs, curves)
+        write_part(root, version, dataset, runs, curves)
     return runs.height
 
 
-def _write_part(root: str | Path, version: str, dataset: str, runs: pl.DataFrame, curves: pl.DataFrame) -> None:
+def write_part(root: str | Path, version: str, dataset: str, runs: pl.DataFrame, curves: pl.DataFrame) -> None:
     """Write one compacted part: curves first, then runs (the runs file commits the part)."""
     runs = runs.sort("run_id")
     curves = curves.sort("run_id", "epoch")
@@ -255,7 +255,7 @@ def _compact_partition(
     report.problems.extend(merged.conflicts)
     if merged.runs.height == 0:
         return
-    _write_part(root, version, dataset, merged.runs, merged.curves)
+    write_part(root, version, dataset, merged.runs, merged.curves)
     report.partitions += 1
     report.runs_compacted += merged.runs.height
     for r, c in parts:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from metagen.store.cli import main
-from metagen.store.layout import loose_path
+from metagen.store.layout import loose_path, read_metadata
 from tests.factories import make_curve, make_run
 
 
@@ -60,3 +60,8 @@ def test_create_makes_an_empty_measured_store(tmp_path: Path, capsys: pytest.Cap
     assert main(["info", str(store), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["n_runs"], info["synthetic"]) == (0, False)
+    assert main(["create", str(store), "--description", "other"]) == 0  # create keeps an existing description
+    assert read_metadata(store).description == "" and read_metadata(store).name == "mine"
+    assert main(["describe", str(store), "--description", "the runs of X"]) == 0
+    assert read_metadata(store).description == "the runs of X" and read_metadata(store).name == "mine"
+    assert main(["describe", str(tmp_path / "nowhere"), "--description", "x"]) == 2

@@ -90,9 +90,9 @@ def test_killed_compaction_duplicates_collapse(store: Path) -> None:
     write_run(store, make_run("r1"), make_curve())
     runs, curves = split_run_tables(run_file_table(make_run("r1"), make_curve()))
     # A compaction killed after writing its part but before deleting the loose file:
-    from metagen.store.writer import _write_part
+    from metagen.store.writer import write_part
 
-    _write_part(store, "micro", "PNU", runs, curves)
+    write_part(store, "micro", "PNU", runs, curves)
     reader = StoreReader(store)
     assert reader.scan_runs().collect().height == 1
     assert reader.scan_curves().collect().height == 5
