@@ -54,6 +54,7 @@ TORCH_FREE = (
     "metagen.search_space",
     "metagen.finetune.config",
     "metagen.hub.card",
+    "metagen.hub.corpora",
     "benchmark",
     "surrogates.folds",
     "surrogates.encoding",

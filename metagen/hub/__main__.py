@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from metagen.hub.card import HubCardError, list_cards
-from metagen.hub.pretrain import CORPORA, PretrainSettings, check_settings, pretrain
+from metagen.hub.corpora import CORPORA
+from metagen.hub.pretrain import PretrainSettings, check_settings, pretrain
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--lr", type=float, default=2e-3)
     pt.add_argument("--weight-decay", type=float, default=0.05)
     pt.add_argument("--warmup-steps", type=int, default=200)
+    pt.add_argument("--no-hflip", action="store_true", help="no horizontal flips (required for glyph corpora)")
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     pt.add_argument("--progress-steps", type=int, default=100, help="log progress every N steps (0: per epoch only)")
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             lr=args.lr,
             weight_decay=args.weight_decay,
             warmup_steps=args.warmup_steps,
+            hflip=not args.no_hflip,
             seed=args.seed,
         )
         check_settings(settings)  # before the corpus is read

@@ -1,12 +1,11 @@
 """Pretraining a small timm architecture from random initialisation on an offline source corpus.
 
-The default corpus is Fashion-MNIST's train split (60,000 images, 10 classes; Debian package
-``dataset-fashion-mnist``) upsampled (bicubic) to the target resolution, grey replicated to RGB;
-its t10k split gives the card's source accuracy. The target datasets of the bundled store do not
-include Fashion-MNIST, so source and targets are disjoint.
+The corpora (:mod:`metagen.hub.corpora`) are disjoint from the bundled store's target datasets; each
+has an evaluation split, which gives the card's source accuracy.
 
 Recipe: AdamW, per-step cosine schedule with linear warmup, label smoothing, light augmentation
-(random crop of the zero-padded image, horizontal flip; no vertical flip, no colour change),
+(random crop of the zero-padded image, horizontal flip where the corpus allows it; no vertical flip, no
+colour change),
 normalised with the architecture's timm mean/std (the same the finetuning runner uses).
 
 Each epoch trains on ``images`` images drawn afresh, without replacement, from the whole train
@@ -35,102 +34,9 @@ from metagen._timm import import_timm
 from metagen.finetune.data import seeded_global_rngs
 from metagen.finetune.provenance import package_versions
 from metagen.hub.card import WEIGHTS_FILE, HubCard, HubCardError, sha256_file, write_card
+from metagen.hub.corpora import Corpus
 
 CHECKPOINT = "checkpoint.pt"
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """Source images for pretraining.
-
-    Attributes:
-        tag: short name used in card ids (``fmnist`` -> ``<arch>.fmnist64``).
-        name, description, license: what the card says about the data.
-        train_split, eval_split: split names.
-        train_images, eval_images: (N, H, W) grey or (N, H, W, 3) RGB uint8 at the training resolution.
-        train_labels, eval_labels: (N,) int labels in ``0..len(class_names)-1``.
-        class_names: the classes in label order.
-    """
-
-    tag: str
-    name: str
-    description: str
-    license: str
-    train_split: str
-    eval_split: str
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    eval_images: np.ndarray
-    eval_labels: np.ndarray
-    class_names: tuple[str, ...]
-
-    @property
-    def resolution(self) -> int:
-        """Side length of the images."""
-        return int(self.train_images.shape[1])
-
-
-def fashion_mnist_corpus(resolution: int) -> Corpus:
-    """Fashion-MNIST train (60,000) and t10k (10,000) images, upsampled (bicubic) to ``resolution``.
-
-    Raises:
-        SourceUnavailableError: the Debian package's files are missing (the message says how to install).
-    """
-    from metagen.datasets.kinds import fashion_mnist as fm
-    from metagen.datasets.kinds.base import resize
-
-    images, labels = fm.load_arrays()
-    n_train = 60000
-    big = np.stack([resize(img, resolution) for img in images])
-    return Corpus(
-        tag="fmnist",
-        name="Fashion-MNIST (Xiao et al. 2017)",
-        description=f"{fm.KIND.description}; Debian package dataset-fashion-mnist",
-        license=fm.KIND.license,
-        train_split="train",
-        eval_split="t10k",
-        train_images=big[:n_train],
-        train_labels=labels[:n_train].astype(np.int64),
-        eval_images=big[n_train:],
-        eval_labels=labels[n_train:].astype(np.int64),
-        class_names=tuple(fm.CLASS_NAMES),
-    )
-
-
-def synthetic_corpus(resolution: int, n_train: int = 256, n_eval: int = 64, seed: int = 0) -> Corpus:
-    """A tiny learnable corpus for tests: 4 classes, a bright horizontal band in one of 4 rows, over noise.
-
-    The classes survive horizontal flips and small shifts (the pretraining augmentation).
-    """
-    rng = np.random.default_rng(seed)
-
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.integers(0, 4, size=n)
-        images = rng.integers(0, 60, size=(n, resolution, resolution), dtype=np.uint8)
-        band = resolution // 4
-        for i, c in enumerate(labels):
-            images[i, int(c) * band : (int(c) + 1) * band] += 150
-        return images, labels.astype(np.int64)
-
-    tr, tl = make(n_train)
-    ev, el = make(n_eval)
-    return Corpus(
-        tag="synth",
-        name="synthetic bands",
-        description="bright horizontal band in one of 4 rows over uniform noise (tests)",
-        license="generated",
-        train_split="train",
-        eval_split="eval",
-        train_images=tr,
-        train_labels=tl,
-        eval_images=ev,
-        eval_labels=el,
-        class_names=("band 1", "band 2", "band 3", "band 4"),
-    )
-
-
-CORPORA: dict[str, Callable[[int], Corpus]] = {"fmnist": fashion_mnist_corpus, "synth": synthetic_corpus}
-"""Corpus readers by name (``--corpus``), each taking the resolution."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +111,11 @@ def validate(settings: PretrainSettings, corpus: Corpus) -> int:
         (per_epoch <= n, f"images={per_epoch} must be in 1..{n} (the {corpus.train_split} split's size)"),
         (settings.batch_size <= per_epoch, f"batch_size={settings.batch_size} must be in 1..images ({per_epoch})"),
         (corpus.resolution == settings.resolution, f"corpus is {corpus.resolution} px, not {settings.resolution}"),
+        (
+            corpus.hflip_ok or not settings.hflip,
+            f"corpus {corpus.tag!r} does not tolerate horizontal flips (mirrored glyphs change class); "
+            "pretrain it with --no-hflip",
+        ),
     ]
     for ok, why in checks:
         if not ok:

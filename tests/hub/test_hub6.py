@@ -28,4 +28,5 @@ def test_hub6_is_cpu8s_space_scaled_to_20_epochs_over_six_pretrained_models():
             card = find_card(HUB, m.name)
             assert card is not None, f"hub/ has no card of {m.name}"
             assert verified_weights(HUB, card).is_file()
-            assert card.card_id == f"{m.name}.fmnist64" and card.source["split"] == "train"
+            assert card.card_id == f"{m.name}.fmglyph64" and card.source["split"] == "train + train"
+            assert card.num_classes == 172 and card.recipe["augmentation"].count("flip") == 1  # no flips

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -11,7 +12,8 @@ from safetensors.torch import load_file
 from metagen.hub import HubCardError, read_card
 from metagen.hub.__main__ import main
 from metagen.hub.card import WEIGHTS_FILE, sha256_file
-from metagen.hub.pretrain import PretrainSettings, augment, lr_at, pretrain, synthetic_corpus
+from metagen.hub.corpora import synthetic_corpus
+from metagen.hub.pretrain import PretrainSettings, augment, lr_at, pretrain
 
 ARCH = "edgenext_xx_small"
 
@@ -83,9 +85,12 @@ def test_a_resumed_run_ends_with_the_same_weights(tmp_path, corpus):
         ({"batch_size": 64}, "batch_size=64"),
         ({"epochs": 0}, "epochs=0"),
         ({"resolution": 64}, "corpus is 32 px"),
+        ({"hflip": True, "corpus_hflip_ok": False}, "does not tolerate horizontal flips.*--no-hflip"),
     ],
 )
 def test_bad_settings_fail_before_training(tmp_path, corpus, kw, match):
+    if not kw.pop("corpus_hflip_ok", True):
+        corpus = dataclasses.replace(corpus, hflip_ok=False)
     with pytest.raises(HubCardError, match=match):
         pretrain(settings(**kw), tmp_path, corpus)
     assert not any(tmp_path.iterdir())
