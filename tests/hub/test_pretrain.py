@@ -130,3 +130,6 @@ def test_cli_pretrains_the_synthetic_corpus_and_lists_it(tmp_path, capsys):
     assert "exists already" in capsys.readouterr().err
     assert main(["list", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith("edgenext_xx_small.synth32\tcard:")
+    assert "horizontal flip" in read_card(tmp_path / "edgenext_xx_small.synth32").recipe["augmentation"]
+    assert main([*argv[:4], str(tmp_path / "noflip"), *argv[5:], "--no-hflip"]) == 0
+    assert "horizontal flip" not in read_card(tmp_path / "noflip" / "edgenext_xx_small.synth32").recipe["augmentation"]
