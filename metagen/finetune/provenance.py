@@ -7,6 +7,7 @@ import platform
 import resource
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import torch
 
@@ -26,12 +27,27 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def hardware(device: torch.device) -> str:
-    """The device a run trains on, e.g. ``'NVIDIA H100 80GB HBM3'`` or ``'cpu x2 (2 threads)'``."""
+def cpu_model() -> str:
+    """The CPU model from /proc/cpuinfo (e.g. ``'Intel(R) Xeon(R) Processor'``), else ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def hardware(device: torch.device, threads: int | None = None) -> str:
+    """The device a run trains on, e.g. ``'NVIDIA H100 80GB HBM3'`` or
+    ``'cpu x2 (1 threads, x86_64, Intel(R) Xeon(R) Processor)'``: the CPUs this process may use, the torch
+    threads it trained with (``threads``; default: the current setting), the architecture and the CPU model,
+    since CPU-second costs depend on it."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"cpu x{cpus} ({torch.get_num_threads()} threads, {platform.machine()})"
+    threads = torch.get_num_threads() if threads is None else threads
+    return f"cpu x{cpus} ({threads} threads, {platform.machine()}, {cpu_model()})"
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -507,7 +507,7 @@ def finetune(
         cap_s=cfg.cap_s,
         meta_features=meta,
         pretrained_source=weights.provenance,
-        hardware=hardware(device),
+        hardware=hardware(device, cfg.num_threads or None),
         package_versions=package_versions(),
         dataset_fingerprint=content,
         transforms=outcome.transforms,

@@ -32,7 +32,7 @@ from torch import nn
 
 from metagen._timm import import_timm
 from metagen.finetune.data import seeded_global_rngs
-from metagen.finetune.provenance import package_versions
+from metagen.finetune.provenance import cpu_model, package_versions
 from metagen.hub.card import WEIGHTS_FILE, HubCard, HubCardError, sha256_file, write_card
 from metagen.hub.corpora import Corpus
 
@@ -184,15 +184,7 @@ def _settings_dict(settings: PretrainSettings) -> dict[str, Any]:
 def hardware() -> str:
     """The CPU this process may run on, e.g. ``'cpu x2 (x86_64, AMD EPYC ...)'``."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = ", " + line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu x{cpus} ({platform.machine()}{model})"
+    return f"cpu x{cpus} ({platform.machine()}, {cpu_model()})"
 
 
 def pretrain(

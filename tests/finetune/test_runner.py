@@ -13,6 +13,7 @@ import torch
 from metagen.datasets import load_dataset
 from metagen.finetune import FinetuneConfigError, Interrupted, finetune, loop, run_id_of, runner
 from metagen.finetune.errors import DatasetContentError
+from metagen.finetune.provenance import cpu_model
 from metagen.store import StoreMetadata, StoreReader, create_store
 from metagen.store.schema import CURVE_VALUE_COLUMNS, RUN_COLUMNS
 from tests.finetune.conftest import BN_MODEL, make_cfg
@@ -53,7 +54,9 @@ def test_run_is_written_with_curve_and_provenance_then_idempotent(tiny_dataset, 
     assert run["status"] == "ok" and run["max_epochs"] == 2 and run["final_batch_size"] == 8
     assert (run["train_size"], run["num_classes"], run["resolution"], run["channels"]) == (24, 4, 32, 3)
     assert run["pretrained_source"] == "random-init" and "timm" in run["package_versions"]
-    assert run["hardware"].startswith("cpu") and run["source"] == "metagen"
+    assert run["source"] == "metagen"
+    threads = f"({cfg.num_threads} threads," if cfg.num_threads else "threads,"  # the run's threads, not the default's
+    assert run["hardware"].startswith("cpu x") and threads in run["hardware"] and cpu_model() in run["hardware"]
     assert '"pretrained": "none"' in run["extra_hps"]
     # what the runner did to the images: the shapes kind tolerates flips but no crop under 35 %
     assert (run["crop_scale_min"], run["hflip"], run["color_jitter"]) == (0.35, 0.5, 0.4)
@@ -271,3 +274,14 @@ def test_unwritable_store_or_checkpoints_fail_before_training(tiny_dataset, stor
     with read_only(blocked_dir), pytest.raises(OutputNotWritableError, match="not writable") as e:
         finetune(make_cfg(tiny_dataset, store, tmp_path))
     assert ("store" if blocked == "store" else "checkpoint_dir") in str(e.value)
+
+
+def test_hardware_names_the_runs_threads_and_the_cpu_model():
+    import torch
+
+    from metagen.finetune.provenance import hardware
+
+    cpu = torch.device("cpu")
+    assert "(3 threads, " in hardware(cpu, 3) and hardware(cpu, 3).endswith(f", {cpu_model()})")
+    assert f"({torch.get_num_threads()} threads, " in hardware(cpu)  # no run setting: the current one
+    assert cpu_model() and cpu_model() != "unknown CPU"  # /proc/cpuinfo or platform names it on Linux
