@@ -34,7 +34,10 @@ train split and 162 classes of rendered glyphs disjoint from the targets in clas
 drop and measured again). Hyperparameters of the v1 space with batch_size in {16,32,64}, amp off, lr >= \
 1e-4 and warm-up / decay epochs scaled to the 20-epoch budget (hub6.yaml says why). 20 epochs (schedules \
 over 20), cap 600 s, epoch times in CPU seconds of one thread (clock=process), seed 0. 40 pipelines per \
-dataset (400 runs, about 10 CPU-hours); the data card says how many have landed."
+dataset (400 runs, about 10 CPU-hours); the data card says how many have landed. Hardware column: runs \
+created before 2026-12-01 15:20 UTC name '2 threads' (the process default when the run was stored; they \
+trained with num_threads=1) and no CPU model; later runs name the threads they trained with and the CPU \
+model (session 5 ran on an AMD EPYC, session 6 on an Intel Xeon)."
 $PY -m metagen.store create $STORE
 $PY -m metagen.store describe $STORE --description "$DESCRIPTION"
 nice -n "$NICE" $PY -m metagen.sweep name=offline64 sweep_dir=out/offline64 store=$STORE "datasets=[$DATA]" \
