@@ -68,12 +68,15 @@ def adam_steps(build: Callable[[int], GrayBoxBO], members: int, n: int, repeats:
     return new, old
 
 
-def cells(store: str, version: str, methods: list[str], dataset: str, budget: float, seeds: list[int]) -> None:
+def cells(
+    store: str, version: str, methods: list[str], dataset: str, budget: float, seeds: list[int], dtype: str = "float32"
+) -> None:
     """Replays the cells of ``methods`` x ``seeds`` on ``dataset`` as the main job's lockstep group and one
-    after the other; prints wall/CPU seconds and the per-cell final regrets."""
+    after the other, with the surrogates in ``dtype``; prints wall/CPU seconds and the per-cell final regrets."""
+    options = {} if dtype == "float32" else {"schedule": {"dtype": dtype}}
 
     def jobs(out: str) -> list[CellJob]:
-        return [CellJob(store, version, m, method_options(m, {}), dataset, s, budget, "none", 1, out,
+        return [CellJob(store, version, m, method_options(m, options), dataset, s, budget, "none", 1, out,
                         cache_dir=tempfile.gettempdir() + "/lockstep-bench-cache", progress_every_s=0.0)
                 for m in methods for s in seeds]  # fmt: skip
 
@@ -90,7 +93,7 @@ def cells(store: str, version: str, methods: list[str], dataset: str, budget: fl
         if errors:
             raise SystemExit(f"{dataset}: {errors[0]}")
     (lw, lc, lo), (uw, uc, uo) = results["lockstep"], results["one by one"]
-    label = ",".join(methods)
+    label = ",".join(methods) + f" {dtype}"
     print(f"{label:<28}{dataset:<8}{len(lo):>6}{uw:>9.1f}{lw:>9.1f}{uw / lw:>7.2f}x{uc:>9.1f}{lc:>9.1f}"
           f"{uc / lc:>7.2f}x", flush=True)  # fmt: skip
     for m in methods:
@@ -112,6 +115,7 @@ def main() -> None:
     )
     parser.add_argument("--dataset", default="DIG_6", help="dataset of the timed cells")
     parser.add_argument("--budget", type=float, default=60.0, help="simulated seconds per cell (main job: 60)")
+    parser.add_argument("--dtypes", default="float32", help="comma-separated surrogate precisions of the cells")
     args = parser.parse_args()
     torch.set_num_threads(1)
     tasks = {t.name: t for t in load_store_tasks(args.store, args.version)}
@@ -129,7 +133,7 @@ def main() -> None:
     print(f"\n== one Adam step (CPU ms): {args.members} surrogates batched vs each alone ==")
     print(f"{'method':<12}{'n':>5}{'alone':>9}{'batched':>9}{'speed-up':>10}{'per member':>12}")
     for method in ("dyhpo", "quicktune-M"):
-        for n in (int(s) for s in args.sizes.split(",")):
+        for n in (int(s) for s in args.sizes.split(",") if s):
             new, old = adam_steps(build(method), args.members, n, args.repeats)
             print(f"{method:<12}{n:>5}{old:>9.2f}{new:>9.2f}{old / new:>9.2f}x{new / args.members:>12.2f}", flush=True)
 
@@ -139,7 +143,9 @@ def main() -> None:
         print(f"{'methods':<28}{'dataset':<8}{'cells':>6}{'wall 1x1':>9}{'wall ls':>9}{'ratio':>8}{'cpu 1x1':>9}"
               f"{'cpu ls':>9}{'ratio':>8}")  # fmt: skip
         for group in methods:  # methods joined by '+' replay as one lockstep group (as the main job's)
-            cells(args.store, args.version, group.split("+"), args.dataset, args.budget, list(range(args.members)))
+            for dtype in args.dtypes.split(","):
+                seeds = list(range(args.members))
+                cells(args.store, args.version, group.split("+"), args.dataset, args.budget, seeds, dtype)
 
 
 if __name__ == "__main__":

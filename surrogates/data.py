@@ -132,6 +132,12 @@ class Batch:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def to(self, dtype: torch.dtype) -> Batch:
+        """The batch with every tensor in ``dtype`` (itself when it already is)."""
+        if all(getattr(self, f).dtype == dtype for f in ("x", "budget", "curve", "meta", "y", "cost")):
+            return self
+        return Batch(*(getattr(self, f).to(dtype) for f in ("x", "budget", "curve", "meta", "y", "cost")))
+
     def subset(self, idx: np.ndarray | torch.Tensor) -> Batch:
         """Rows ``idx`` of the batch."""
         idx = torch.as_tensor(idx, dtype=torch.long)

@@ -60,7 +60,7 @@ class GPBO(GrayBoxBO):
     def scores(self, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """EI ``(c,)`` of the candidates' final accuracies over the best final accuracy so far; no cost."""
         train = self.training_batch()
-        mean, std = self.model.predict(train, self.candidate_batch(cand))
+        mean, std = self.model.predict(self.for_surrogate(train), self.for_surrogate(self.candidate_batch(cand)))
         best = float(train.y.max()) if len(train) else -np.inf
         return expected_improvement(mean, std, np.full(cand.size, best)), None
 

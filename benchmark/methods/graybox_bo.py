@@ -28,6 +28,10 @@ COST_FLOOR = 1e-4
 """Predicted costs below this (seconds) are raised to it before dividing EI by them."""
 
 
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+"""Precisions of the surrogate (:attr:`RefitSchedule.dtype`)."""
+
+
 @dataclass(frozen=True)
 class RefitSchedule:
     """When and how long the surrogate is trained during BO (defaults: the reference code's, §4.1, §7).
@@ -43,6 +47,9 @@ class RefitSchedule:
         restart_mse: after a fit, the next fit is a reset when the surrogate's training MSE (of the
             GP's prior mean, as DyHPO computes it) exceeds this (``None`` = never; DyHPO: 0.15).
         lr: Adam learning rate.
+        dtype: ``"float32"`` (the reference code's) or ``"float64"``: the surrogate's parameters, its inputs
+            and its fits. In float64 a replay's choices do not depend on rounding, so replays advanced in
+            lockstep (fits batched across cells) equal replays run alone; in float32 they do not.
     """
 
     initial_steps: int = 10
@@ -51,6 +58,11 @@ class RefitSchedule:
     patience: int | None = None
     restart_mse: float | None = 0.15
     lr: float = 1e-3
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"refit schedule dtype {self.dtype!r} must be one of {sorted(DTYPES)}")
 
     def label(self) -> str:
         """``reference`` for the reference schedule, else the fields that differ from it (for output)."""
@@ -205,10 +217,14 @@ class GrayBoxBO(BaseOptimizer):
     # ---- surrogate --------------------------------------------------------------------------
 
     def _fresh_model(self) -> DeepKernelGP:
-        model = self.model_factory(self.generator)
+        model = self.model_factory(self.generator).to(DTYPES[self.schedule.dtype])
         if self.initial_state is not None:
-            model.load_state_dict(self.initial_state)
+            model.load_state_dict(self.initial_state)  # copied into the model's dtype
         return model
+
+    def for_surrogate(self, batch: Batch) -> Batch:
+        """``batch`` in the surrogate's precision (:attr:`RefitSchedule.dtype`)."""
+        return batch.to(DTYPES[self.schedule.dtype])
 
     def training_batch(self) -> Batch:
         """Every observed finite (pipeline, epoch) as a batch: inputs ``(N, ...)``, targets ``(N,)``."""
@@ -218,7 +234,7 @@ class GrayBoxBO(BaseOptimizer):
         )
 
     def _fit(self) -> None:
-        batch = self.training_batch()
+        batch = self.for_surrogate(self.training_batch())
         self.stale = False
         if len(batch) < 2:  # one observation cannot train BatchNorm: skipped, and not counted as a fit
             return
@@ -248,7 +264,7 @@ class GrayBoxBO(BaseOptimizer):
     def scores(self, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """EI ``(c,)`` of the candidates against y*_b at their next budget, and their predicted cost."""
         query = self.candidate_batch(cand)
-        mean, std = self.model.predict(self.training_batch(), query)
+        mean, std = self.model.predict(self.for_surrogate(self.training_batch()), self.for_surrogate(query))
         budgets = self._next_budget(cand)
         ei = expected_improvement(mean, std, fidelity_incumbents(self.curves)[budgets - 1])
         if self.cost_model is None:

@@ -87,3 +87,16 @@ def test_multi_fidelity_incumbent_and_ei():
     np.testing.assert_array_equal(fidelity_incumbents(curves), [0.5, 0.4, 0.5])  # budget 3: best at any budget
     ei = expected_improvement(np.array([0.5, 0.5, 0.7]), np.array([0.0, 0.1, 0.1]), np.full(3, 0.6))
     assert ei[0] == 0 and 0 < ei[1] < ei[2]
+
+
+def test_float64_surrogate_is_an_option_of_the_schedule():
+    task = make_task("T", n=30, epochs=6, seed=1)
+    assert RefitSchedule(dtype="float64").label() == "custom(dtype=float64)"
+    with pytest.raises(ValueError, match=r"dtype 'float16' must be one of \['float32', 'float64'\]"):
+        DyHPO(make_view(task), 0, schedule={"dtype": "float16"})
+    opt64 = DyHPO(make_view(task), seed=3, schedule={**FAST, "dtype": "float64"})
+    assert {p.dtype for p in opt64.model.parameters()} == {torch.float64}
+    runs = [run_loop(DyHPO(make_view(task), seed=3, schedule={**FAST, "dtype": "float64"}), task, steps=15)
+            for _ in range(2)]  # fmt: skip
+    assert runs[0] == runs[1] and len(runs[0]) == 15
+    assert {p.dtype for p in DyHPO(make_view(task), seed=3, schedule=FAST).model.parameters()} == {torch.float32}

@@ -47,3 +47,10 @@ def test_same_seed_same_asks_and_other_seed_other_asks():
     task = make_task("T", n=30, epochs=5, seed=2)
     runs = [run_loop(make_gp(make_view(task), seed=s, schedule=FAST), task, steps=10) for s in (3, 3, 4)]
     assert runs[0] == runs[1] and runs[0] != runs[2]
+
+
+def test_float64_surrogate_runs_and_is_deterministic():
+    task = make_task("T", n=20, epochs=4, seed=5)
+    f64 = {**FAST, "dtype": "float64"}
+    runs = [run_loop(make_gp(make_view(task), seed=1, schedule=f64), task, steps=8) for _ in range(2)]
+    assert runs[0] == runs[1] and len(runs[0]) == 8

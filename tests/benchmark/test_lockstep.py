@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -18,7 +17,6 @@ pytest.importorskip("torch")
 
 from benchmark.methods.dyhpo import DyHPO
 from surrogates.batched import FitBatcher
-from surrogates.data import Batch
 
 BUDGET_S = 2000.0
 SHORT = {"schedule": {"initial_epochs": 30, "refine_epochs": 5}}  # few Adam steps: rounding cannot flip choices
@@ -33,37 +31,20 @@ def _rows(job: CellJob) -> pl.DataFrame:
     return pl.read_parquet(job.path).select("step", "time", "pipeline", "epoch", "value")
 
 
-def _float64(batch: Batch) -> Batch:
-    return Batch(*(t.double() for t in (batch.x, batch.budget, batch.curve, batch.meta, batch.y, batch.cost)))
-
-
-class _DyHPO64(DyHPO):
-    """DyHPO in float64: the fits' rounding (1e-16) cannot flip a choice, so replays must match exactly."""
-
-    def _fresh_model(self) -> Any:
-        return super()._fresh_model().double()
-
-    def training_batch(self) -> Batch:
-        return _float64(super().training_batch())
-
-    def candidate_batch(self, cand: np.ndarray) -> Batch:
-        return _float64(super().candidate_batch(cand))
-
-
 @pytest.mark.slow
 def test_replays_in_lockstep_equal_the_replays_alone_in_float64(bench_store: Path) -> None:
     """The batcher's rounds, padding (the seeds observe different numbers of epochs), members leaving
     when their replay ends and BatchNorm statistics per member give each replay its unbatched result."""
     (task,) = load_tasks(str(bench_store), "micro", ["A"])
-    schedule = {"initial_epochs": 40, "refine_epochs": 5}
+    schedule = {"initial_epochs": 40, "refine_epochs": 5, "dtype": "float64"}
     seeds = [0, 1, 2]
-    alone = [replay(task, _DyHPO64(task.view, s, schedule=schedule), BUDGET_S) for s in seeds]
+    alone = [replay(task, DyHPO(task.view, s, schedule=schedule), BUDGET_S) for s in seeds]
     batcher = FitBatcher(len(seeds))
     together: dict[int, Trajectory] = {}
 
     def work(seed: int) -> None:
         with batcher.member():
-            together[seed] = replay(task, _DyHPO64(task.view, seed, schedule=schedule), BUDGET_S)
+            together[seed] = replay(task, DyHPO(task.view, seed, schedule=schedule), BUDGET_S)
 
     threads = [threading.Thread(target=work, args=(s,)) for s in seeds]
     for t in threads:

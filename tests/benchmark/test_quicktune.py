@@ -54,6 +54,18 @@ def test_meta_learned_quicktune_asks_valid_pairs_and_is_deterministic(meta_model
     assert a == b and len(a) == 20
 
 
+def test_float64_quicktune_starts_from_the_meta_trained_weights_and_keeps_the_float32_cost_model(meta_model):
+    task = make_task("T", n=16, epochs=6, seed=3)
+    f64 = {**FAST, "dtype": "float64"}
+    opt = make_quicktune(make_view(task), 5, None, meta_model=meta_model, schedule=f64)
+    state = opt.model.state_dict()
+    assert all(v.dtype == torch.float64 for v in state.values() if v.is_floating_point())
+    assert all(torch.equal(state[k], v.double()) for k, v in meta_model.perf_state.items() if v.is_floating_point())
+    a = run_loop(opt, task, 20)
+    assert a == run_loop(make_quicktune(make_view(task), 5, None, meta_model=meta_model, schedule=f64), task, 20)
+    assert opt.cost_model is not None and opt.fits > 0
+
+
 def test_without_meta_learning_cost_awareness_is_off_and_no_context_is_needed():
     task = make_task("T", n=10, epochs=4, seed=4)
     opt = make_quicktune(make_view(task), 0, None, meta_learn=False, cost_aware=True, schedule=FAST)
