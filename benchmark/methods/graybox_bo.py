@@ -48,8 +48,8 @@ class RefitSchedule:
             GP's prior mean, as DyHPO computes it) exceeds this (``None`` = never; DyHPO: 0.15).
         lr: Adam learning rate.
         dtype: ``"float32"`` (the reference code's) or ``"float64"``: the surrogate's parameters, its inputs
-            and its fits. In float64 a replay's choices do not depend on rounding, so replays advanced in
-            lockstep (fits batched across cells) equal replays run alone; in float32 they do not.
+            and its fits. Float64 lockstep replays equal replays alone with short fits (the test fixture),
+            but not at the reference schedule: 1,000-step fits still amplify rounding (benchmarks/RESULTS.md).
     """
 
     initial_steps: int = 10
