@@ -41,8 +41,8 @@ def help_text() -> str:
         "python -m benchmark.run store=STORE out=RESULTS [version=V] 'methods=[NAME,...]' 'seeds=[0,1]' [KEY=VALUE]",
         "Replays methods x datasets x seeds on the learning curves of one version of a store, under a simulated "
         "clock, and writes one Parquet file per cell into RESULTS (cells already there are skipped). The version "
-        "must be one the store has (python -m metagen.store info STORE lists them; the bundled stores/qt-cpu10 "
-        "has cpu10). Then: python -m benchmark.figures results=RESULTS out=FIGS.",
+        "must be one the store has (python -m metagen.store info STORE lists them; the bundled stores/offline10-64px "
+        "has offline64). Then: python -m benchmark.figures results=RESULTS out=FIGS.",
         [
             ("Keys (KEY=DEFAULT):", cli_help.keys_section(RunConfig, skip=("slurm",))),
             ("executor=slurm keys (slurm.KEY=DEFAULT):", cli_help.keys_section(SlurmConfig, prefix="slurm.")),

@@ -1,6 +1,6 @@
 """Speed of GP fits batched across replays (``surrogates.batched``) against the same fits one by one.
 
-    .venv/bin/python -m benchmarks.lockstep_bench [--store stores/qt-cpu10 --version cpu10]
+    .venv/bin/python -m benchmarks.lockstep_bench [--store stores/offline10-64px --version offline64]
         [--members 5] [--sizes 10,50,150,500] [--methods dyhpo,quicktune-M] [--dataset DIG_6] [--budget 60]
 
 Everything runs in this one process with 1 torch thread; new and old are interleaved and the fastest
@@ -105,8 +105,8 @@ def cells(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default="stores/qt-cpu10")
-    parser.add_argument("--version", default="cpu10")
+    parser.add_argument("--store", default="stores/offline10-64px")
+    parser.add_argument("--version", default="offline64")
     parser.add_argument("--members", type=int, default=5, help="surrogates per batched fit (seeds of a cell)")
     parser.add_argument("--sizes", default="10,50,150,500", help="observations of the timed Adam steps")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per size (fastest kept)")

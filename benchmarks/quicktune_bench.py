@@ -1,6 +1,6 @@
 """Speed of the deep-kernel GP surrogates (DyHPO, Quick-Tune): the current code vs the previous gpytorch path.
 
-    .venv/bin/python -m benchmarks.quicktune_bench [--store stores/qt-cpu10 --version cpu10]
+    .venv/bin/python -m benchmarks.quicktune_bench [--store stores/offline10-64px --version offline64]
         [--refine-steps 3] [--reset-steps 1] [--meta-iterations 300]
 
 Everything runs in this one process with 1 torch thread, new and old interleaved, so the printed
@@ -120,8 +120,8 @@ def adam_step_ms(opt: GrayBoxBO, n_obs: int, steps: int = 30) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default="stores/qt-cpu10")
-    parser.add_argument("--version", default="cpu10")
+    parser.add_argument("--store", default="stores/offline10-64px")
+    parser.add_argument("--version", default="offline64")
     parser.add_argument("--refine-steps", type=int, default=3, help="measured refine steps per method and code")
     parser.add_argument("--reset-steps", type=int, default=1, help="measured reset steps per method and code")
     parser.add_argument("--meta-iterations", type=int, default=300, help="meta-training iterations timed per code")

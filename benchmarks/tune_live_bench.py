@@ -1,6 +1,6 @@
 """Live Quick-Tune vs live random search on new offline datasets at equal wall-clock budget.
 
-For each dataset (made here, none of them in the bundled store stores/qt-cpu10), seed and method, one
+For each dataset (made here, none of them in the bundled store stores/offline10-64px), seed and method, one
 ``python -m metagen.tune`` session (its own store and checkpoints, so no method sees another's runs) with
 the bundled store as meta-data; then the best validation accuracy each session reached, per dataset and
 seed, and the mean over seeds. Sessions are resumable: rerun to continue, ``--report`` only prints.
@@ -58,7 +58,8 @@ def run(root: Path, data: dict[str, Path], args: argparse.Namespace) -> None:
                 if (out / "report.json").is_file():
                     continue
                 cmd = [sys.executable, "-m", "metagen.tune", f"dataset={path}", f"store={out / 'store'}",
-                       f"meta_store={ROOT / 'stores' / 'qt-cpu10'}", f"budget={args.budget}", f"method={method}",
+                       f"meta_store={ROOT / 'stores' / 'offline10-64px'}", f"hub_dir={ROOT / 'hub'}",
+                       f"budget={args.budget}", f"method={method}",
                        f"workers={args.workers}", f"seed={seed}", f"candidates={args.candidates}",
                        f"epochs={args.epochs}", f"out={out}", f"cache_dir={root / 'cache'}",
                        f"meta_iterations={args.meta_iterations}", "progress_s=30"]  # fmt: skip

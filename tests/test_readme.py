@@ -27,7 +27,7 @@ def test_replay_examples_use_a_bundled_store_and_one_of_its_versions() -> None:
     for cmd in replays:
         store = re.search(r"\bstore=(\S+)", cmd)
         assert store is not None and (ROOT / store.group(1) / "store.json").is_file(), (
-            f"README example {cmd!r} must name a store that exists here (e.g. store=stores/qt-cpu10)"
+            f"README example {cmd!r} must name a store that exists here (e.g. store=stores/offline10-64px)"
         )
         versions = store_versions(ROOT / store.group(1))
         version = re.search(r"\bversion=(\S+)", cmd)

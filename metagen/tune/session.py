@@ -38,6 +38,7 @@ import numpy as np
 
 from benchmark.protocol import Ask, EpochResult, MetaContext, Optimizer, SearchView
 from benchmark.registry import METHODS, UnknownMethodError, make_optimizer, spec
+from benchmark.results import store_hash
 from metagen.tune.config import Budget, TuneConfig, TuneConfigError, _fmt_seconds
 from metagen.tune.journal import Journal
 from metagen.tune.space import Candidate, MetaStoreInfo, inspect_meta_store, sample_candidates, search_view
@@ -304,12 +305,20 @@ def _start_entry(p: Prepared) -> dict[str, Any]:
     c = p.cfg
     return {"dataset": p.dataset_name, "method": c.method, "seed": c.seed, "version": p.version, "epochs": p.epochs,
             "store": p.store, "meta_store": str(Path(c.meta_store).resolve()),
+            "meta_store_hash": store_hash(c.meta_store),
             "run_ids": [x.run_id for x in p.candidates], "budget": c.budget}  # fmt: skip
 
 
 def _check_same_session(p: Prepared, start: dict[str, Any]) -> None:
     now = _start_entry(p)
-    diff = [k for k in now if k != "budget" and start.get(k) != now[k]]
+    if "meta_store_hash" in start and start["meta_store_hash"] != now["meta_store_hash"]:
+        raise _refuse(
+            f"out={p.out} holds a session started on other contents of meta_store={p.cfg.meta_store} (content hash "
+            f"{start['meta_store_hash'][:12]} then, {now['meta_store_hash'][:12]} now): the method's surrogates and "
+            "candidates depend on it, so the session cannot be resumed. Restore the meta_store, or tune again into "
+            "another out= and store= (the trained epochs stay in the store)"
+        )
+    diff = [k for k in now if k not in ("budget", "meta_store_hash") and start.get(k) != now[k]]
     if diff:
         detail = ", ".join(f"{k}: {start.get(k)!r} -> {now[k]!r}" for k in diff if k != "run_ids")
         raise _refuse(

@@ -10,7 +10,7 @@ import pytest
 from metagen.tune.config import TuneConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-META_STORE = ROOT / "stores" / "qt-cpu10"
+META_STORE = ROOT / "stores" / "offline10-64px"
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +27,6 @@ def tune_config(tmp_path: Path, data: Path, **kw: Any) -> TuneConfig:
     base: dict[str, Any] = {
         "dataset": str(data), "store": str(tmp_path / "store"), "meta_store": str(META_STORE), "budget": "3ep",
         "method": "random_search", "workers": 2, "candidates": 6, "epochs": 3, "out": str(tmp_path / "out"),
-        "cache_dir": str(tmp_path / "cache"), "meta_iterations": 20, "progress_s": 5.0,
+        "cache_dir": str(tmp_path / "cache"), "meta_iterations": 20, "progress_s": 5.0, "hub_dir": str(ROOT / "hub"),
     }  # fmt: skip
     return TuneConfig(**{**base, **kw})

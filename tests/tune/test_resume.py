@@ -24,7 +24,7 @@ pytest.importorskip("torch")
 GP = ("dyhpo", "quicktune", "quicktune-M", "quicktune-C", "quicktune-G")
 METHODS = ("random_search", "asha", "hyperband", "bohb", "best_on_average", *GP)
 """Every registered method that can drive a session on the bundled store (``default_model`` cannot: its
-model, XCiT, is not a candidate of the cpu8 space)."""
+model, XCiT, is not a candidate of the hub6 space)."""
 
 
 BUILD = session.build_optimizer
@@ -138,3 +138,16 @@ def test_a_journal_without_asks_is_refused(
     j.append("step", pipeline=0, ask=9, epochs=[1], t=3.0)
     with pytest.raises(ResumeError, match=r"older metagen\.tune"):
         launch(p, tmp_path / "out", FakeWorld(FakeDisk(p.epochs)), monkeypatch)
+
+
+def test_a_session_whose_meta_store_changed_is_refused(
+    prepared: dict[str, Prepared], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = prepared["random_search"]
+    start = session._start_entry(replace(p, out=tmp_path / "out"))
+    assert start["meta_store_hash"] == session.store_hash(p.cfg.meta_store)
+    Journal(tmp_path / "out" / "journal.jsonl").append("start", **{**start, "meta_store_hash": "0" * 64})
+    disk = FakeDisk(p.epochs)
+    with pytest.raises(session.TuneConfigError, match=r"other contents of meta_store=.*000000000000 then"):
+        launch(p, tmp_path / "out", FakeWorld(disk), monkeypatch)
+    assert not disk.trained

@@ -39,7 +39,7 @@ def test_quicktune_session_with_two_workers_writes_every_epoch(tmp_path: Path, n
     assert result.stop == "budget" and len(result.trace.epoch) == 4
     runs, curves = stored(tmp_path / "store")
     assert curves.height == 4 and runs["n_epochs"].sum() == 4  # every trained epoch is an ordinary run's epoch
-    assert set(runs["dataset"]) == {"SHT"} and set(runs["dataset_version"]) == {"cpu10"}
+    assert set(runs["dataset"]) == {"SHT"} and set(runs["dataset_version"]) == {"offline64"}
     short = runs.filter(pl.col("n_epochs") < 3)
     assert set(short["status"]) <= {"timeout"} and all(
         "metagen.tune session ended" in m for m in short["status_message"]
@@ -51,7 +51,7 @@ def test_quicktune_session_with_two_workers_writes_every_epoch(tmp_path: Path, n
     assert Path(report["best"]["checkpoint"]).is_file()
     assert (tmp_path / "out" / "best_over_time.png").stat().st_size > 0
     assert any("incumbent" in line for line in lines) and any(line.startswith("[tune] best:") for line in lines)
-    assert list((tmp_path / "cache").glob("quicktune-cpu10-*.pt"))  # meta-trained surrogates cached
+    assert list((tmp_path / "cache").glob("quicktune-offline64-*.pt"))  # meta-trained surrogates cached
     again: list[str] = []
     run_session(cfg, log=again.append)  # a finished session only reports
     assert "already finished" in again[0] and stored(tmp_path / "store")[1].height == 4
