@@ -118,7 +118,7 @@ class PaperConfig:
         versions: versions of the store to run (``null`` = every version the store has).
         seeds: optimizer seeds (the paper: one run per method and dataset).
         budget: simulated seconds per replay (``null`` = each version's default: micro 3600, mini 14400,
-            extended 57600 s, as the paper's run scripts).
+            extended 57600 s, as the paper's run scripts; the bundled store's offline64 600 s).
         max_datasets: use only the first this many datasets (sorted) of each version (``null`` = all).
         overhead: optimizer overhead charged to the simulated clock (``measured`` = the paper's setting:
             the optimizer's own wall time counts; ``none`` | ``measured`` | seconds per step).
@@ -131,7 +131,8 @@ class PaperConfig:
             ``{quicktune: {schedule: {initial_epochs: 100}}}`` (checked before any cell runs).
         search_space: the store's search space, whose model metadata (parameters, ImageNet top-1) Fig. 2 plots
             (``null`` = for each model the first space of ``conf/search_spaces`` that has it, ``v1`` first; give
-            ``hub6`` for the bundled store, whose Fashion-MNIST-pretrained models have no ImageNet top-1).
+            ``hub6`` for the bundled store, whose models pretrained here on Fashion-MNIST and glyphs have no
+            ImageNet top-1).
         formats: figure file formats.
         dpi: resolution of raster figures.
         progress: show progress bars and a line per cell.

@@ -33,8 +33,8 @@ class HubModel:
 def hub_models(models: Iterable[str], space: str | None = None) -> list[HubModel]:
     """The metadata of each model name from search space ``space`` (a name in ``conf/search_spaces`` or a YAML
     path), or with ``None`` from the first space (``v1`` first, then by name) that has it. A store's own space
-    matters where one model name has other weights in another space (hub6's Fashion-MNIST-pretrained models
-    have no ImageNet top-1, v1's have)."""
+    matters where one model name has other weights in another space (hub6's models pretrained here on
+    Fashion-MNIST and glyphs have no ImageNet top-1, v1's have)."""
     if space is not None:
         spaces = [SearchSpace.load(space)]
     else:
