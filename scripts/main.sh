@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the bundled default: replays the bundled real meta-dataset (stores/qt-cpu10) with every
+# The main job on the bundled default: replays the bundled real meta-dataset (stores/offline10-64px) with every
 # method of the benchmark (Quick-Tune and its ablations, DyHPO, the GP, BOHB, DEHB, ASHA, Hyperband, random search
 # and the no-HPO baselines) over all its datasets x 5 seeds, then writes the figures and tables.
 # Resumable: cells already in $RUNS are skipped. Override with STORE=... OUT=... SEEDS=... JOBS=...
@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1  # one thread per replay process (JOBS processes)
 PY=.venv/bin/python
-STORE=${STORE:-stores/qt-cpu10}
-VERSION=${VERSION:-cpu10}
-BUDGET=${BUDGET:-60}           # simulated seconds per replay = the per-run cap, as micro's 1 h budget = its 1 h cap
+STORE=${STORE:-stores/offline10-64px}
+VERSION=${VERSION:-offline64}
+BUDGET=${BUDGET:-600}          # simulated seconds per replay = the per-run cap, as micro's 1 h budget = its 1 h cap
 SEEDS=${SEEDS:-[0,1,2,3,4]}
 JOBS=${JOBS:-2}
 OUT=${OUT:-results/$(basename "$STORE")}
