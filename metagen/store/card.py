@@ -235,6 +235,16 @@ def _status_section(runs: pl.DataFrame) -> list[str]:
     return [*lines, "ok: finished its budget; diverged: NaN loss; timeout: wall-clock cap (curve so far kept).", ""]
 
 
+def _hours_name(runs: pl.DataFrame) -> str:
+    """``CPU-hours`` when every run's ``hardware`` names a CPU (``cpu x...``), ``Device-hours`` when CPU and other
+    runs mix, else ``GPU-hours`` (accelerator names, or no hardware recorded)."""
+    hw = runs["hardware"].fill_null("") if "hardware" in runs.columns else pl.Series([""] * runs.height)
+    on_cpu = hw.str.starts_with("cpu")
+    if runs.height and on_cpu.all():
+        return "CPU-hours"
+    return "Device-hours (CPU and accelerator runs mixed)" if on_cpu.any() else "GPU-hours"
+
+
 def _compute_section(runs: pl.DataFrame, synthetic: bool) -> list[str]:
     """Compute hours (sum of per-epoch train and eval time) per version."""
     per_version = (
@@ -251,7 +261,7 @@ def _compute_section(runs: pl.DataFrame, synthetic: bool) -> list[str]:
         "## Compute",
         "",
         *_table(["version", "seconds", "hours"], rows),
-        f"GPU-hours equivalent: **{total_s / 3600:,.3f} h**, only as the sum of the {kind} per-epoch "
+        f"{_hours_name(runs)} equivalent: **{total_s / 3600:,.3f} h**, only as the sum of the {kind} per-epoch "
         "`train_time + eval_time` of every stored epoch. It leaves out model loading, data preparation, "
         "failed or restarted jobs and queueing, and it is not normalised across the hardware listed under Provenance.",
         "",

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -129,6 +130,17 @@ def test_compute_hours(measured_card: tuple[Path, str]) -> None:
     assert "| **all** | 1,008 | 0.280 |" in compute
     assert "GPU-hours equivalent: **0.280 h**" in compute
     assert "measured per-epoch" in compute
+
+
+def test_compute_hours_are_named_for_the_device() -> None:
+    from metagen.store.card import _hours_name
+
+    def runs(*hw: str | None) -> pl.DataFrame:
+        return pl.DataFrame({"hardware": list(hw)}, schema={"hardware": pl.String})
+
+    assert _hours_name(runs("cpu x2 (1 threads, x86_64)", "cpu x16 (1 threads, x86_64)")) == "CPU-hours"
+    assert _hours_name(runs("NVIDIA H100 80GB", None)) == "GPU-hours"
+    assert _hours_name(runs("cpu x2 (1 threads, x86_64)", "NVIDIA H100 80GB")).startswith("Device-hours")
 
 
 def test_curves_models_datasets(measured_card: tuple[Path, str]) -> None:
