@@ -23,6 +23,8 @@ FAKES = {
     "squeue": '[ -e "$LOG/cancelled" ] || echo 77; echo "$@" >> "$LOG/squeue.args"',
     "scancel": 'echo "$@" > "$LOG/cancelled"',
     "sinfo": "echo 'debug*|2|21000|(null)|infinite'",
+    # submitit's SlurmExecutor refuses to start without an srun on the PATH (it never calls it here)
+    "srun": 'echo "fake srun: not used" >&2; exit 1',
 }
 
 
