@@ -24,7 +24,7 @@ from metagen.sweep.executors import job_name, job_time_min, local_executor, slur
 from metagen.sweep.job import RunOutcome, RunSettings, SweepJob, finetune_config, run_one
 from metagen.sweep.plan import DatasetRef, Plan, chunk, deal, plan_runs, resolve_dataset_paths
 from metagen.sweep.record import PLAN_FILE, PlanRecord, append_launch, now_iso, write_plan
-from metagen.sweep.slurm_info import alive_jobs, query_partitions, slurm_available
+from metagen.sweep.slurm_info import alive_jobs, missing_slurm_commands, query_partitions
 
 
 @dataclass
@@ -190,15 +190,15 @@ def _check_store(store: Path, version: str) -> None:
 def _check_slurm(cfg: SweepConfig, warnings: list[str]) -> str | None:
     c = cfg.cluster
     assert isinstance(c, SlurmClusterConfig)
-    if not slurm_available():
+    if missing := missing_slurm_commands():
         if cfg.dry_run:  # planning needs no cluster: say what was not checked
             warnings.append(
-                "sbatch/sinfo/squeue are not on the PATH: planned without checking the partitions or the jobs "
+                f"{'/'.join(missing)} not on the PATH: planned without checking the partitions or the jobs "
                 "still queued; a real launch needs a SLURM login node"
             )
             return c.partition
         raise ClusterError(
-            "cluster=slurm, but sbatch/sinfo/squeue are not on the PATH: launch from a SLURM login node, "
+            f"cluster=slurm, but {'/'.join(missing)} not on the PATH: launch from a SLURM login node, "
             "or use cluster=local (dry_run=true plans without SLURM)"
         )
     partition = c.partition

@@ -33,9 +33,14 @@ class PartitionInfo:
     gres: str = ""
 
 
-def slurm_available() -> bool:
-    """Whether the SLURM client commands (``sbatch``, ``sinfo``, ``squeue``) are on the PATH."""
-    return all(shutil.which(c) for c in ("sbatch", "sinfo", "squeue"))
+SLURM_COMMANDS = ("sbatch", "sinfo", "squeue", "srun")
+"""The SLURM client commands a launch needs: ``sinfo`` and ``squeue`` for the checks, ``sbatch`` and ``srun`` for
+submitit's ``SlurmExecutor`` (which refuses to start without ``srun`` on the PATH)."""
+
+
+def missing_slurm_commands() -> list[str]:
+    """The commands of :data:`SLURM_COMMANDS` that are not on the PATH (empty on a SLURM login node)."""
+    return [c for c in SLURM_COMMANDS if shutil.which(c) is None]
 
 
 def _leading_int(text: str) -> int:

@@ -161,11 +161,11 @@ def prepare(cfg: TuneConfig) -> Prepared:
 
 def _check_slurm(cfg: TuneConfig) -> None:
     """SLURM answers and a step's job fits the partition (as ``sinfo`` reports it; unchecked if it fails)."""
-    from metagen.sweep.slurm_info import query_partitions, slurm_available
+    from metagen.sweep.slurm_info import missing_slurm_commands, query_partitions
     from metagen.tune.world import SLURM_MEM_GB
 
-    if not slurm_available():
-        raise _refuse("cluster=slurm, but sbatch/sinfo/squeue are not on the PATH: run the session on a SLURM "
+    if missing := missing_slurm_commands():
+        raise _refuse(f"cluster=slurm, but {'/'.join(missing)} not on the PATH: run the session on a SLURM "
                       "login node (the jobs need the store, checkpoints and out= on a shared filesystem), or "
                       "use cluster=local")  # fmt: skip
     try:

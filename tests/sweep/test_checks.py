@@ -94,7 +94,7 @@ def test_prepare_rejects_bad_input_before_submitting(
     (tmp_path / "junk" / "file.txt").write_text("x")
     with pytest.raises(SweepConfigError, match="not a learning-curve store"):
         prepare(tiny_config(tmp_path, tiny_data, store=str(tmp_path / "junk")))
-    monkeypatch.setattr("metagen.sweep.launch.slurm_available", lambda: False)
+    monkeypatch.setattr("metagen.sweep.launch.missing_slurm_commands", lambda: ["sbatch"])
     with pytest.raises(ClusterError, match="sbatch"):
         prepare(tiny_config(tmp_path, tiny_data, cluster=SlurmClusterConfig(gpus_per_node=0)))
     assert not (tmp_path / "store").exists()  # nothing created by a failed launch

@@ -35,7 +35,7 @@ def test_dry_run_plans_without_slurm_commands(
     tmp_path_factory: pytest.TempPathFactory, tiny_data: Path, capsys: pytest.CaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    """A machine without SLURM (no sbatch/sinfo/squeue on the PATH) can still plan a cluster=slurm sweep."""
+    """A machine without SLURM (no sbatch/sinfo/squeue/srun on the PATH) can still plan a cluster=slurm sweep."""
     monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-bin")))
     work = tmp_path_factory.mktemp("dry")
     rc = composed_run(f"store={work / 'store'}", f"datasets=[{tiny_data}]", "dry_run=true", "cluster=slurm",
@@ -46,7 +46,7 @@ def test_dry_run_plans_without_slurm_commands(
     assert "not on the PATH" in err and "planned without checking" in err
     assert list(work.iterdir()) == []
     rc = composed_run(f"store={work / 'store'}", f"datasets=[{tiny_data}]", "cluster=slurm", *TINY)
-    assert rc == 2 and "sbatch/sinfo/squeue are not on the PATH" in capsys.readouterr().err  # a real launch
+    assert rc == 2 and "sbatch/sinfo/squeue/srun not on the PATH" in capsys.readouterr().err  # a real launch
     assert list(work.iterdir()) == []
 
 

@@ -46,9 +46,21 @@ def test_cluster_slurm_without_slurm_is_refused_before_training(
     tmp_path: Path, new_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("shutil.which", lambda name, *a, **k: None)
-    with pytest.raises(TuneConfigError, match="cluster=slurm, but sbatch/sinfo/squeue are not on the PATH"):
+    with pytest.raises(TuneConfigError, match="cluster=slurm, but sbatch/sinfo/squeue/srun not on the PATH"):
         prepare(tune_config(tmp_path, new_dataset, cluster="slurm"))
     assert not (tmp_path / "out").exists() and not (tmp_path / "store.checkpoints").exists()
+
+
+def test_a_machine_without_srun_is_refused_naming_it(
+    tmp_path: Path, new_dataset: Path, fake_slurm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """submitit needs ``srun`` besides sbatch/sinfo/squeue: its absence is our refusal, not submitit's error."""
+    bin_dir = fake_slurm.parent / "bin"
+    (bin_dir / "srun").unlink()
+    monkeypatch.setenv("PATH", str(bin_dir))  # hides a real srun of this machine
+    with pytest.raises(TuneConfigError, match=r"cluster=slurm, but srun not on the PATH"):
+        prepare(tune_config(tmp_path, new_dataset, cluster="slurm"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_job_that_does_not_fit_the_partition_is_refused_before_training(
