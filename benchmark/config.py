@@ -123,6 +123,10 @@ class PaperConfig:
         overhead: optimizer overhead charged to the simulated clock (``measured`` = the paper's setting:
             the optimizer's own wall time counts; ``none`` | ``measured`` | seconds per step).
         experiments: which of the paper's experiments to run (``null`` = all: fig3, fig4, fig5, fig6, no_hpo).
+        default_models: Table 2's single models with default hyperparameters, stored as ``default-<model>``
+            (``null`` = the paper's BEiT, XCiT and DLA, each left out where the store has no run of it; a store
+            with another hub names its own, e.g. ``[efficientnet_lite0,efficientnet_lite2,edgenext_x_small]`` for
+            the bundled store; a model named here without runs in the store is refused before any cell runs).
         cluster: ``local`` (``jobs`` processes here) or ``slurm`` (a job array per version, see ``slurm``).
         jobs: local processes replaying cells in parallel (``jobs=1`` keeps measured overhead clean).
         slurm: the job array of ``cluster=slurm``.
@@ -146,6 +150,7 @@ class PaperConfig:
     max_datasets: int | None = None
     overhead: str = "measured"
     experiments: list[str] | None = None
+    default_models: list[str] | None = None
     cluster: str = "local"
     jobs: int = 1
     slurm: SlurmConfig = field(default_factory=SlurmConfig)

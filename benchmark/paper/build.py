@@ -109,7 +109,7 @@ def plan_paper(cfg: PaperConfig) -> PaperPlan:
         every = sorted(list_datasets(cfg.store, version))
         datasets = every[: cfg.max_datasets]
         tasks = load_tasks(cfg.store, version, datasets)
-        exps = version_experiments(tasks, which, n_datasets=len(every))
+        exps = version_experiments(tasks, which, n_datasets=len(every), no_hpo_models=cfg.default_models)
         n_models[version] = len({m for t in tasks for m in t.view.models})
         entries = union_entries(exps)
         labels |= {e.label for e in entries}

@@ -43,7 +43,18 @@ DEFAULT_MODELS = (
     ("XCiT", "xcit_small_12_p8_384_dist"),
     ("DLA", "dla46x_c"),
 )
-"""Table 2's single models with default hyperparameters (the paper's aliases)."""
+"""Table 2's single models with default hyperparameters (the paper's aliases), ``(short name, model)``."""
+
+
+def default_models(names: Sequence[str] | None) -> tuple[tuple[str, str], ...]:
+    """Table 2's ``(short name, model)`` pairs: the paper's (:data:`DEFAULT_MODELS`) for ``None``, else each
+    named model under its own name (a store whose hub lacks the paper's models names its own)."""
+    if names is None:
+        return DEFAULT_MODELS
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"default_models must name one or more different models, got {list(names)}")
+    return tuple((str(n), str(n)) for n in names)
+
 
 MODEL_FIRST = "quicktune-model-first"
 """Fig. 6's label of Quick-Tune restricted to one model chosen before the search."""
@@ -112,15 +123,21 @@ def _missing_model(tasks: Sequence[Task], model: str) -> list[str]:
 
 
 def version_experiments(
-    tasks: Sequence[Task], which: Sequence[str] = EXPERIMENTS, n_datasets: int | None = None
+    tasks: Sequence[Task],
+    which: Sequence[str] = EXPERIMENTS,
+    n_datasets: int | None = None,
+    no_hpo_models: Sequence[str] | None = None,
 ) -> list[Experiment]:
     """Every experiment in ``which`` for the tasks (datasets) of one version.
 
     ``n_datasets`` is the number of datasets the version has (default ``len(tasks)``): meta-learning methods train
     on the other datasets of the version, also those not among ``tasks``, so they need at least 2.
+    ``no_hpo_models``: Table 2's single models (``None`` = the paper's BEiT, XCiT, DLA, each left out where the
+    store has no run of it; models named here must have runs on at least one of the datasets).
 
     Raises:
-        ValueError: ``which`` names an unknown experiment, or ``tasks`` is empty.
+        ValueError: ``which`` names an unknown experiment, ``tasks`` is empty, or a model of ``no_hpo_models`` has
+            no run on any of the datasets.
     """
     unknown = sorted(set(which) - set(EXPERIMENTS))
     if unknown:
@@ -144,8 +161,12 @@ def version_experiments(
         elif key == "fig6":
             wanted = [Entry("quicktune", "quicktune"), Entry(MODEL_FIRST, "quicktune", {"select_model_first": True})]
         else:
-            for short, model in DEFAULT_MODELS:
+            for short, model in default_models(no_hpo_models):
                 missing = _missing_model(tasks, model)
+                if no_hpo_models is not None and len(missing) == len(tasks):
+                    have = sorted({m for t in tasks for m in t.view.models})
+                    raise ValueError(f"default_models: no run of '{model}' on any dataset of version {version}; "
+                                     f"its models: {have}")  # fmt: skip
                 if missing:
                     where = "any of its datasets" if len(missing) == len(tasks) else ", ".join(missing)
                     skipped.append((f"default-{short}", f"the store has no run of {model} on {where}"))

@@ -93,7 +93,14 @@ def test_a_misspelled_option_or_a_bad_store_errors_before_any_cell(bench_store: 
         plan_paper(_config(bench_store, out, versions=["mini"]))
     with pytest.raises(ValueError, match="unknown experiments"):
         plan_paper(_config(bench_store, out, experiments=["fig7"]))
+    with pytest.raises(ValueError, match="default_models: no run of 'beit_base'"):
+        plan_paper(_config(bench_store, out, default_models=["dla46x_c", "beit_base"]))
     assert not cell_files(out / "runs" / "micro")
+
+
+def test_named_default_models_are_planned_under_their_names(bench_store: Path, tmp_path: Path):
+    plan = plan_paper(_config(bench_store, tmp_path / "paper", experiments=["no_hpo"], default_models=["dla46x_c"]))
+    assert "default-dla46x_c" in plan.runs["micro"].methods and "default-XCiT" not in plan.runs["micro"].methods
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -62,6 +62,18 @@ def test_every_experiment_on_the_test_store(bench_store: Path):
     assert len(union_entries(list(exps.values()))) == fig3 + 3 + 3 + 1 + 2  # quicktune once
 
 
+def test_a_store_with_another_hub_names_its_own_default_models(bench_store: Path):
+    tasks = load_tasks(bench_store, "micro")
+    (no_hpo,) = version_experiments(tasks, ["no_hpo"], no_hpo_models=["edgenext_xx_small", "mobilevit_xs"])
+    assert no_hpo.labels == ["default-edgenext_xx_small", "default-mobilevit_xs", "quicktune"]
+    assert no_hpo.entries[0] == Entry("default-edgenext_xx_small", "default_model", {"model": "edgenext_xx_small"})
+    assert no_hpo.skipped == ()  # the paper's BEiT / XCiT / DLA are not asked for
+    with pytest.raises(ValueError, match=r"default_models: no run of 'efficientnet_lite0' on any dataset"):
+        version_experiments(tasks, ["no_hpo"], no_hpo_models=["edgenext_xx_small", "efficientnet_lite0"])
+    with pytest.raises(ValueError, match="different models"):
+        version_experiments(tasks, ["no_hpo"], no_hpo_models=["mobilevit_xs", "mobilevit_xs"])
+
+
 def test_meta_learning_methods_need_a_second_dataset(bench_store: Path):
     pytest.importorskip("torch")
     (fig4,) = version_experiments(load_tasks(bench_store, "micro", ["A"]), ["fig4"])
