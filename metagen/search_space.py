@@ -33,12 +33,15 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """A categorical hyperparameter, optionally active only for some values of a parent."""
+    """A categorical hyperparameter, optionally active only for some values of a parent, and its default value
+    (``has_default``: the space's YAML declares ``default:``, one of ``values``)."""
 
     name: str
     values: tuple[Any, ...]
     parent: str | None = None
     parent_values: tuple[Any, ...] = ()
+    default: Any = None
+    has_default: bool = False
 
     def is_active(self, sample: Mapping[str, Any]) -> bool:
         """Whether this hyperparameter exists given the values sampled so far."""
@@ -74,7 +77,14 @@ class SearchSpace:
                 raise ValueError(  # sampling goes in file order: a child before its parent would never be active
                     f"{path}: {hp_name} is active_if {parent}, which must be listed before it (or does not exist)"
                 )
-            hps.append(Hyperparameter(hp_name, tuple(spec["values"]), parent, tuple(parent_values)))
+            values = tuple(spec["values"])
+            if "default" in spec and spec["default"] not in values:
+                raise ValueError(
+                    f"{path}: {hp_name}'s default {spec['default']!r} is not one of its values {list(values)}"
+                )
+            hps.append(
+                Hyperparameter(hp_name, values, parent, tuple(parent_values), spec.get("default"), "default" in spec)
+            )
         return cls(raw.get("name", path.stem), models, tuple(hps))
 
     def model(self, name: str) -> ModelInfo:
@@ -93,6 +103,26 @@ class SearchSpace:
         if not keep:
             raise ValueError("the restriction leaves no model in the hub")
         return SearchSpace(self.name, tuple(keep), self.hyperparameters)
+
+    def default_pipeline(self, model: str) -> dict[str, Any]:
+        """``{"model": ..., **active hyperparameters}`` at the space's declared defaults (``default:`` in its YAML:
+        timm's ``train.py`` defaults on the space's grid, no finetuning tricks; what "default hyperparameters" means
+        for the no-HPO baselines). Conditional hyperparameters the defaults leave inactive are absent.
+
+        Raises:
+            KeyError: ``model`` is not in the space.
+            ValueError: an active hyperparameter declares no default.
+        """
+        out: dict[str, Any] = {"model": self.model(model).name}
+        for hp in self.hyperparameters:
+            if hp.is_active(out):
+                if not hp.has_default:
+                    raise ValueError(
+                        f"search space {self.name!r} declares no default for {hp.name}: add `default:` to it in "
+                        f"conf/search_spaces/{self.name}.yaml to train default pipelines"
+                    )
+                out[hp.name] = hp.default
+        return out
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """One pipeline: ``{"model": ..., **active hyperparameters}``, uniform over listed values."""

@@ -3,7 +3,8 @@ the frozen-backbone baselines of Exp. 5 (linear probing, LoRA) on the runs of a 
 
 "Default hyperparameters" are :data:`DEFAULT_HYPERPARAMETERS`: the defaults of timm's ``train.py``
 (which Quick-Tune's finetuning script forks) snapped to the v1 grid, with no finetuning tricks
-switched on. A task holds only the pipelines that were run, so the baseline trains the candidate
+switched on (declared in ``conf/search_spaces/v1.yaml``). A task holds only the pipelines that were run (a sweep
+with ``include_defaults=true`` runs each model's default pipeline), so the baseline trains the candidate
 of the wanted model **closest** to those defaults (mixed distance of :mod:`benchmark.methods.space`:
 one per mismatched categorical hyperparameter plus the ordinal distance of numeric ones; ties go to
 the lowest candidate index).
@@ -22,18 +23,20 @@ from benchmark.protocol import Ask, BaseOptimizer, MetaContext, SearchView
 from benchmark.task import load_tasks, store_signature
 from metagen.search_space import SearchSpace
 
-DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
-    "pct_to_freeze": 0.0, "layer_decay": None, "linear_probing": False, "stoch_norm": False,
-    "sp_reg": 0.0, "delta_reg": 0.0, "bss_reg": 0.0, "cotuning_reg": 0.0,
-    "mixup": 0.0, "mixup_prob": 1.0, "cutmix": 0.0, "drop": 0.0, "smoothing": 0.1, "clip_grad": None,
-    "data_augmentation": None, "auto_augment": None, "ra_num_ops": None, "ra_magnitude": None,
-    "opt": "sgd", "opt_betas": None, "momentum": None,
-    "lr": 0.01, "warmup_lr": 0.00001, "warmup_epochs": 5, "weight_decay": 0.00001, "batch_size": 128,
-    "amp": False, "sched": "cosine", "patience_epochs": None, "decay_rate": None, "decay_epochs": None,
-}  # fmt: skip
-"""timm ``train.py`` defaults on the v1 grid: SGD (Nesterov, momentum 0.9), lr 0.05 -> 0.01 (grid max),
-weight decay 2e-5 -> 1e-5, cosine schedule, 5 warm-up epochs from 1e-5, label smoothing 0.1,
-batch 128, no mixing, no augmentation policy, full finetuning, no regularisers."""
+
+def _v1_defaults() -> dict[str, Any]:
+    """Every hyperparameter of the v1 space: its declared default, ``None`` where the defaults leave it inactive."""
+    space = SearchSpace.load("v1")
+    defaults = space.default_pipeline(space.models[0].name)
+    return {hp.name: defaults.get(hp.name) for hp in space.hyperparameters}
+
+
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = _v1_defaults()
+"""timm ``train.py`` defaults on the v1 grid, as ``conf/search_spaces/v1.yaml`` declares them (``default:``): SGD
+(Nesterov, momentum 0.9), lr 0.05 -> 0.01 (grid max), weight decay 2e-5 -> 1e-5, cosine schedule, 5 warm-up
+epochs from 1e-5, label smoothing 0.1, batch 128, no mixing, no augmentation policy, full finetuning, no
+regularisers. A sweep with ``include_defaults=true`` trains each model's default pipeline of its own space (the
+bundled store's hub6: batch 64, 2 warm-up epochs of 20), which is then the closest candidate."""
 
 DEFAULT_MODEL = "xcit_small_12_p8_384_dist"
 """The paper's best single model with default HPs on micro and extended (Table 2: XCiT)."""

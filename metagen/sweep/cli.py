@@ -20,7 +20,8 @@ def describe(prep: Prepared) -> str:
     """What the sweep will do: runs per dataset, how many are stored, where they will run."""
     cfg, plan = prep.cfg, prep.plan
     lines = [
-        f"sweep {cfg.name!r}: {len(prep.datasets)} dataset(s) x {cfg.pipelines_per_dataset} pipeline(s) = "
+        f"sweep {cfg.name!r}: {len(prep.datasets)} dataset(s) x {cfg.pipelines_per_dataset} pipeline(s)"
+        f"{' + default pipelines' if cfg.include_defaults else ''} = "
         f"{len(plan.runs)} runs (version {cfg.version}, seed {cfg.seed}, {cfg.epochs} epochs, "
         f"cap {prep.settings.cap_s} s); {len(plan.complete)} in the store, {len(plan.todo)} to run",
     ]

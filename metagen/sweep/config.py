@@ -101,6 +101,9 @@ class SweepConfig(TrainingSettings):
     datasets: list[str] = MISSING
     # pipelines (model + hyperparameters) sampled per dataset, all different
     pipelines_per_dataset: int = 10
+    # also train every hub model's default pipeline (the search space's declared `default:` values: timm's train.py
+    # defaults on its grid) on every dataset, besides the sampled ones: the no-HPO baselines' exact candidates
+    include_defaults: bool = False
     # models to sample from
     hub: HubConfig = field(default_factory=HubConfig)
     # wall-clock cap per run in seconds; null = the version's (metagen/versions.py: micro 1 h, mini 4 h, extended 16 h)

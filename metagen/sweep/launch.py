@@ -239,13 +239,14 @@ def prepare(cfg: SweepConfig) -> Prepared:
     settings = RunSettings.from_config(cfg)
     resolver = make_resolver(settings, {d.path: d.name for d in datasets}, cfg.seed)
     check_stored_contents(store, cfg.version, datasets)
-    plan = plan_runs(datasets, space, cfg.pipelines_per_dataset, cfg.seed, resolver, stored_run_ids(store, cfg.version))
+    plan = plan_runs(datasets, space, cfg.pipelines_per_dataset, cfg.seed, resolver, stored_run_ids(store, cfg.version),
+                     include_defaults=cfg.include_defaults)  # fmt: skip
     check_plan_kept(cfg, plan)
     return Prepared(cfg, settings, datasets, plan, partition, warnings)
 
 
-PLAN_KEYS = ("datasets", "version", "seed", "pipelines_per_dataset", "hub", "epochs", "schedule_epochs", "pretrained",
-             "img_size")  # fmt: skip
+PLAN_KEYS = ("datasets", "version", "seed", "pipelines_per_dataset", "include_defaults", "hub", "epochs",
+             "schedule_epochs", "pretrained", "img_size")  # fmt: skip
 """Config keys that decide which runs a sweep plans (named when a relaunch would drop planned runs)."""
 
 

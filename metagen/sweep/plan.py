@@ -2,7 +2,8 @@
 
 A plan is pure data: for every dataset, ``pipelines_per_dataset`` different pipelines sampled from
 the hub with a generator seeded by ``(seed, dataset name)`` (so adding a dataset or raising the
-count keeps the runs already planned), their run ids, and which of them the store already holds.
+count keeps the runs already planned), optionally every hub model's default pipeline (the space's declared
+defaults), their run ids, and which of them the store already holds.
 Nothing here imports torch.
 """
 
@@ -45,7 +46,9 @@ class RunSpec:
         hp: every active search-space hyperparameter, given explicitly to ``finetune``.
         pipeline_id: id of (model, hyperparameters, run extras), unique within the dataset.
         seed: the run's seed.
-        index: position of the pipeline in its dataset's sample (0-based).
+        index: position of the pipeline in its dataset's sample (0-based), or of its model in the hub for a
+            default pipeline.
+        is_default: a model's default pipeline (``SearchSpace.default_pipeline``), not a sampled one.
     """
 
     run_id: str
@@ -56,6 +59,7 @@ class RunSpec:
     pipeline_id: str = ""
     seed: int = 0
     index: int = 0
+    is_default: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -69,8 +73,8 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Plan:
-    """Every run of a sweep, in a fixed order: round-robin over the datasets (as given), each dataset's
-    pipelines in sampling order.
+    """Every run of a sweep, in a fixed order: round-robin over the datasets (as given), first the default
+    pipelines (in hub order), then each dataset's sampled pipelines in sampling order.
 
     Attributes:
         runs: all runs of the sweep.
@@ -140,6 +144,22 @@ def sample_pipelines(
     return out
 
 
+def default_pipelines(space: SearchSpace) -> list[tuple[str, dict[str, Any]]]:
+    """``(model, active hyperparameters)`` of every hub model's default pipeline, in hub order.
+
+    Raises:
+        SweepConfigError: the space declares no default for an active hyperparameter.
+    """
+    out = []
+    for m in space.models:
+        try:
+            hps = space.default_pipeline(m.name)
+        except ValueError as e:
+            raise SweepConfigError(f"include_defaults=true: {e}") from None
+        out.append((str(hps.pop("model")), hps))
+    return out
+
+
 def plan_runs(
     datasets: Sequence[DatasetRef],
     space: SearchSpace,
@@ -147,6 +167,7 @@ def plan_runs(
     seed: int,
     resolve: PipelineResolver,
     complete: Iterable[str] = (),
+    include_defaults: bool = False,
 ) -> Plan:
     """The sweep's runs: per dataset, ``pipelines_per_dataset`` different pipelines and their run ids.
 
@@ -157,6 +178,12 @@ def plan_runs(
         seed: sweep seed (sampling) and run seed.
         resolve: maps a pipeline to its run id and pipeline id (``metagen.finetune``'s rules).
         complete: run ids already in the store.
+        include_defaults: also every hub model's default pipeline on every dataset, unless the sample holds it
+            already (the sample itself is unchanged: the same sampled pipelines with or without defaults).
+
+    Raises:
+        SweepConfigError: dataset names clash, the space is too small, or (``include_defaults``) it declares no
+            default for a hyperparameter.
     """
     names = [d.name for d in datasets]
     dups = sorted({n for n in names if names.count(n) > 1})
@@ -179,10 +206,16 @@ def plan_runs(
         for i, (model, hps, pid) in enumerate(picked):
             run_id, _ = ids[(model, pid)]
             runs.append(RunSpec(run_id, d.path, d.name, model, hps, pid, int(seed), i))
-    # round-robin over datasets (every dataset's first pipeline, then every second one, ...), so that a
-    # sweep stopped early, or a store read while it runs, covers every dataset evenly
+        if include_defaults:
+            sampled = {pid for _, _, pid in picked}
+            for j, (model, hps) in enumerate(default_pipelines(space)):
+                run_id, pid = resolve(d.path, model, hps)
+                if pid not in sampled:
+                    runs.append(RunSpec(run_id, d.path, d.name, model, hps, pid, int(seed), j, is_default=True))
+    # round-robin over datasets (the default pipelines first, then every dataset's first sampled pipeline, every
+    # second one, ...), so that a sweep stopped early, or a store read while it runs, covers every dataset evenly
     order = {d.name: k for k, d in enumerate(datasets)}
-    runs.sort(key=lambda r: (r.index, order[r.dataset_name]))
+    runs.sort(key=lambda r: (not r.is_default, r.index, order[r.dataset_name]))
     done = frozenset(complete)
     return Plan(tuple(runs), frozenset(r.run_id for r in runs if r.run_id in done))
 

@@ -83,6 +83,34 @@ def test_a_space_listing_a_child_before_its_parent_is_refused(tmp_path):
         SearchSpace.load(path)
 
 
+def test_a_default_outside_the_values_is_refused(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("models: [{name: m, alias: m, params_m: 1.0}]\nhyperparameters:\n"
+                    "  lr: {values: [0.1, 0.01], default: 0.05}\n")  # fmt: skip
+    with pytest.raises(ValueError, match=r"lr's default 0.05 is not one of its values \[0.1, 0.01\]"):
+        SearchSpace.load(path)
+
+
+def test_default_pipelines_are_timms_train_defaults_on_each_grid():
+    v1, hub6 = SearchSpace.load("v1"), SearchSpace.load("hub6")
+    d1, d6 = v1.default_pipeline("xcit_small_12_p8_384_dist"), hub6.default_pipeline("efficientnet_lite0")
+    assert d1["model"] == "xcit_small_12_p8_384.fb_dist_in1k" and d6["model"] == "efficientnet_lite0"
+    assert (d1["opt"], d1["lr"], d1["sched"], d1["smoothing"], d1["mixup"], d1["cutmix"]) == (
+        "sgd",
+        0.01,
+        "cosine",
+        0.1,
+        0.0,
+        0.0,
+    )
+    assert (d1["batch_size"], d1["warmup_epochs"]) == (128, 5)
+    assert (d6["batch_size"], d6["warmup_epochs"]) == (64, 2)  # hub6's grid: batch <= 64, warm-up scaled to 20 epochs
+    assert {k: v for k, v in d1.items() if k not in ("model", "batch_size", "warmup_epochs")} == {
+        k: v for k, v in d6.items() if k not in ("model", "batch_size", "warmup_epochs")
+    }
+    assert "momentum" not in d1 and "auto_augment" not in d1  # inactive under the defaults
+
+
 def test_sampled_values_do_not_shift_when_one_is_given():
     space = SearchSpace.load("v1")
     free = sample_hyperparameters(space, {}, np.random.default_rng(0))

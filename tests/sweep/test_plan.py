@@ -12,9 +12,11 @@ from metagen.store.schema import make_run_id, pipeline_id
 from metagen.sweep.errors import SweepConfigError
 from metagen.sweep.plan import (
     DatasetRef,
+    RunSpec,
     chunk,
     dataset_rng,
     deal,
+    default_pipelines,
     plan_runs,
     resolve_dataset_paths,
     sample_pipelines,
@@ -54,6 +56,38 @@ def test_plan_is_prefix_stable_and_independent_of_other_datasets() -> None:
         assert g[:3] == s
     alone = plan_runs(DATASETS[1:], space, 3, seed=0, resolve=resolver)
     assert [r.run_id for r in alone.runs] == [r.run_id for r in small.runs if r.dataset_name == "BCT"]
+
+
+def test_default_pipelines_come_first_and_leave_the_sample_unchanged() -> None:
+    space = SearchSpace.load("hub6")
+    plain = plan_runs(DATASETS, space, 4, seed=0, resolve=resolver)
+    with_defaults = plan_runs(DATASETS, space, 4, seed=0, resolve=resolver, include_defaults=True)
+    defaults = [r for r in with_defaults.runs if r.is_default]
+    assert len(defaults) == 2 * len(space.models)  # one per model and dataset (none was sampled here)
+    assert with_defaults.runs[: len(defaults)] == tuple(defaults)  # trained first, round-robin over datasets
+    assert [r for r in with_defaults.runs if not r.is_default] == list(plain.runs)
+    first = defaults[0]
+    assert first.model == space.models[0].name and first.dataset_name == "PNU"
+    assert first.hp == {k: v for k, v in space.default_pipeline(first.model).items() if k != "model"}
+    assert first.hp["opt"] == "sgd" and first.hp["batch_size"] == 64 and first.hp["warmup_epochs"] == 2
+    assert "momentum" not in first.hp  # inactive under the defaults
+    assert RunSpec.from_dict(first.to_dict()) == first
+    older = {k: v for k, v in first.to_dict().items() if k != "is_default"}  # a plan.json written before the field
+    assert not RunSpec.from_dict(older).is_default
+
+
+def test_a_sampled_pipeline_equal_to_a_default_is_not_planned_twice() -> None:
+    space = SearchSpace.load("hub6").restrict(models=["edgenext_xx_small"])
+    one = [Hyperparameter(h.name, (h.default,), h.parent, h.parent_values, h.default, True)
+           for h in space.hyperparameters]  # fmt: skip
+    tiny = SearchSpace("tiny", space.models, tuple(one))  # its only pipeline is the default one
+    plan = plan_runs(DATASETS[:1], tiny, 1, seed=0, resolve=resolver, include_defaults=True)
+    assert len(plan.runs) == 1 and not plan.runs[0].is_default
+
+
+def test_a_space_without_defaults_is_refused_when_defaults_are_wanted() -> None:
+    with pytest.raises(SweepConfigError, match="include_defaults=true: search space 'exp5' declares no default"):
+        default_pipelines(SearchSpace.load("exp5"))
 
 
 def test_plan_marks_complete_runs() -> None:
