@@ -31,6 +31,17 @@ def test_dry_run_plans_and_writes_nothing(tmp_path: Path, tiny_data: Path, capsy
     assert list(tmp_path.iterdir()) == []
 
 
+def test_include_defaults_plans_one_default_pipeline_per_model_and_dataset(
+    tmp_path: Path, tiny_data: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rc = composed_run(f"store={tmp_path / 'store'}", f"datasets=[{tiny_data}]", "dry_run=true", "cluster=local",
+                      "include_defaults=true", *TINY)  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "2 dataset(s) x 2 pipeline(s) + default pipelines = 6 runs" in out  # 1 model: 2 x (2 + 1)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dry_run_plans_without_slurm_commands(
     tmp_path_factory: pytest.TempPathFactory, tiny_data: Path, capsys: pytest.CaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
