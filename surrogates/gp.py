@@ -13,8 +13,9 @@ gpytorch's generic lazy-tensor path (``surrogates.gp_gpytorch`` keeps that path 
 as the baseline of ``benchmarks/quicktune_bench.py``). Prediction solves only the diagonal of the
 predictive covariance. Everything runs in float32, as gpytorch does with float32 inputs; a kernel
 matrix that is not positive definite gets gpytorch's jitter (1e-6, 1e-5, 1e-4 on the diagonal)
-before the fit gives up. :meth:`DeepKernelGP.fit` runs ``surrogates.fused.FusedFit`` (the same steps with
-the extractor's backward written out and one flat fused Adam) for the DyHPO and Quick-Tune networks; inside
+before the fit gives up. :meth:`DeepKernelGP.fit` runs ``surrogates.compiled.CompiledFit`` (the whole fit in one
+numba-compiled call) or, without numba, ``surrogates.fused.FusedFit`` (the same steps with the extractor's
+backward written out and one flat fused Adam) for the DyHPO and Quick-Tune networks; inside
 a ``surrogates.batched.FitBatcher`` member (replays advanced in lockstep) the fit joins the others' in one
 ``surrogates.batched.BatchedFit``.
 """
@@ -90,8 +91,11 @@ class DeepKernelGP(nn.Module):
     adam_options: ClassVar[dict[str, Any]] = {"fused": True}
     """Options of every Adam optimizer on this model (fused: one kernel for all parameters)."""
     fused_fit: ClassVar[bool] = True
-    """Whether :meth:`fit` uses ``surrogates.fused.FusedFit`` (hand-written backward, one flat Adam) when
-    the extractor is supported and no optimizer is given; otherwise it runs autograd and torch's Adam."""
+    """Whether :meth:`fit` uses a hand-written fit (``surrogates.compiled.CompiledFit``, or
+    ``surrogates.fused.FusedFit`` without numba or with :attr:`compiled_fit` off) when the extractor is
+    supported and no optimizer is given; otherwise it runs autograd and torch's Adam."""
+    compiled_fit: ClassVar[bool] = True
+    """Whether the hand-written fit is the numba-compiled one (when numba is importable)."""
 
     def __init__(self, extractor: nn.Module):
         super().__init__()
@@ -147,6 +151,7 @@ class DeepKernelGP(nn.Module):
             return float("nan")
         self.train()
         if optimizer is None and self.fused_fit:
+            from surrogates import compiled
             from surrogates.batched import current_batcher
             from surrogates.fused import FusedFit, supports
 
@@ -154,8 +159,10 @@ class DeepKernelGP(nn.Module):
                 batcher = current_batcher()
                 if batcher is not None:  # a replay in lockstep: fitted with the other replays' fits, in one batch
                     return batcher.fit(self, batch, epochs, lr)
+                use_compiled = self.compiled_fit and compiled.prefers(self, len(batch))
+                fit_class = compiled.CompiledFit if use_compiled else FusedFit
                 try:
-                    return FusedFit(self, batch, lr).run(epochs)  # leaves the model untouched on failure
+                    return fit_class(self, batch, lr).run(epochs)  # leaves the model untouched on failure
                 except NUMERICAL_ERRORS:
                     return float("nan")
         before = copy.deepcopy(self.state_dict())

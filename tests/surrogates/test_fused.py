@@ -36,6 +36,12 @@ def _extractors(enc: PipelineEncoder) -> dict[str, torch.nn.Module]:
     }
 
 
+@pytest.fixture(autouse=True)
+def _fused_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``DeepKernelGP.fit`` runs the fused fit here (the compiled one is tested in test_compiled.py)."""
+    monkeypatch.setattr(DeepKernelGP, "compiled_fit", False)
+
+
 class _Subclass(DyHPOExtractor):
     """A network the fused fit does not know (it could override anything)."""
 

@@ -158,23 +158,28 @@ def test_training_mse_is_the_prior_means():
     assert model.training_mse(train) == pytest.approx(float(((train.y - 0.25) ** 2).mean()), rel=1e-6)
 
 
+@pytest.mark.parametrize("compiled_fit", [True, False])
 def test_the_fused_fit_returns_nan_on_a_numerical_failure_and_lets_a_bug_propagate(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, compiled_fit: bool
 ) -> None:
-    from surrogates import fused
+    from surrogates import compiled, fused
 
+    if compiled_fit and not compiled.available():
+        pytest.skip("numba is not installed")
+    fit_class = compiled.CompiledFit if compiled_fit else fused.FusedFit
+    monkeypatch.setattr(DeepKernelGP, "compiled_fit", compiled_fit)
     enc, train, _ = _data()
     model = make_deep_kernel_gp(lambda: DyHPOExtractor(enc.dim), torch.Generator().manual_seed(2))
 
     def not_pd(self: object, epochs: int) -> float:
         raise NotPositiveDefiniteError("kernel matrix not positive definite after adding jitter 1e-04")
 
-    monkeypatch.setattr(fused.FusedFit, "run", not_pd)
+    monkeypatch.setattr(fit_class, "run", not_pd)
     assert np.isnan(model.fit(train, epochs=5))
 
     def bug(self: object, epochs: int) -> float:
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
-    monkeypatch.setattr(fused.FusedFit, "run", bug)
+    monkeypatch.setattr(fit_class, "run", bug)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         model.fit(train, epochs=5)
