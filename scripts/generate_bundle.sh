@@ -43,10 +43,11 @@ over 20), cap 600 s, epoch times in CPU seconds of one thread (clock=process), s
 sampled pipelines plus the default pipeline of each of the 6 models (timm's train.py defaults on hub6's grid, \
 include_defaults=true), 40 pipelines per dataset (DIG_10: 40 sampled + 6 defaults; its sampled 26-40 were run \
 first in session 8, to see whether more samples beat its pixel baseline). Sessions 5-7 generated the first 25 \
-sampled pipelines, session 8 the defaults and most of the rest, session 9 the last 22. Hardware column: runs \
+sampled pipelines, session 8 the defaults and the rest; \
+the data card says how many have landed. Hardware column: runs \
 created before 2026-12-01 15:20 UTC name '2 threads' (the process default when the run was stored; they \
 trained with num_threads=1) and no CPU model; later runs name the threads they trained with and the CPU \
-model (session 5 ran on an AMD EPYC, sessions 6 to 9 on an Intel Xeon)."
+model (session 5 ran on an AMD EPYC, sessions 6 to 8 on an Intel Xeon)."
 $PY -m metagen.store create $STORE
 $PY -m metagen.store describe $STORE --description "$DESCRIPTION"
 nice -n "$NICE" $PY -m metagen.sweep name=offline64 sweep_dir=out/offline64 store=$STORE "datasets=[$DATA]" \
