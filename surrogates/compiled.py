@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from surrogates.data import Batch
-from surrogates.fused import quicktune_parameters, supports
+from surrogates.fused import dyhpo_parameters, gp_hyperparameters, quicktune_parameters, supports
 from surrogates.likelihood import NotPositiveDefiniteError
 from surrogates.nets import DyHPOExtractor, QuickTuneExtractor
 
@@ -82,16 +82,13 @@ class CompiledFit:
             raise TypeError(f"no compiled fit for extractor {type(model.extractor).__name__}; use the autograd fit")
         self.model, self.batch, self.lr = model, batch, float(lr)
         ext = model.extractor
-        net: list[Any]
         if isinstance(ext, DyHPOExtractor):
-            net = [ext.fc1.weight, ext.fc1.bias, ext.bn.weight, ext.bn.bias, ext.conv.weight, ext.conv.bias,
-                   ext.fc2.weight, ext.fc2.bias]  # fmt: skip
+            net = dyhpo_parameters(ext)
         else:
             net = quicktune_parameters(cast(QuickTuneExtractor, ext))
-        gp, noise = model.gp, model.likelihood.noise_covar
-        hyper = [gp.mean_module.raw_constant, gp.covar_module.raw_outputscale,
-                 gp.covar_module.base_kernel.raw_lengthscale, noise.raw_noise]  # fmt: skip
-        self.params = [cast(torch.Tensor, p) for p in net + hyper]
+        hyper = gp_hyperparameters(model)
+        noise = model.likelihood.noise_covar
+        self.params = net + hyper
         if len(self.params) != len(list(model.parameters())) or sum(p.numel() for p in hyper) != 4:
             raise TypeError("the model has parameters the compiled fit does not know; use the autograd fit")
         self.offsets = np.cumsum([0] + [p.numel() for p in self.params[:-4]] + [4]).astype(np.int64)

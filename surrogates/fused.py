@@ -94,8 +94,7 @@ class _DyHPOKernel:
 
     def __init__(self, ext: DyHPOExtractor, batch: Batch):
         self.ext = ext
-        self.params = [ext.fc1.weight, ext.fc1.bias, ext.bn.weight, ext.bn.bias, ext.conv.weight, ext.conv.bias,
-                       ext.fc2.weight, ext.fc2.bias]  # fmt: skip
+        self.params = dyhpo_parameters(ext)
         self.x1 = torch.cat([batch.x, batch.budget], dim=1)
         self.win = _windows(batch.curve, 0)  # (B, E-2, 3)
         bn = ext.bn
@@ -143,6 +142,19 @@ class _DyHPOKernel:
             bn.running_mean.copy_(self.running[0])  # type: ignore[union-attr]
             bn.running_var.copy_(self.running[1])  # type: ignore[union-attr]
             bn.num_batches_tracked.add_(self.tracked)  # type: ignore[union-attr]
+
+
+def dyhpo_parameters(ext: DyHPOExtractor) -> list[torch.Tensor]:
+    """The extractor's parameters in the order the written-out kernels use (weight, bias per layer)."""
+    return [cast(torch.Tensor, t) for t in (ext.fc1.weight, ext.fc1.bias, ext.bn.weight, ext.bn.bias,
+                                             ext.conv.weight, ext.conv.bias, ext.fc2.weight, ext.fc2.bias)]  # fmt: skip
+
+
+def gp_hyperparameters(model: Any) -> list[torch.Tensor]:
+    """The GP's raw mean, outputscale, lengthscale and noise of a ``DeepKernelGP`` (the flat buffer's tail)."""
+    gp, noise = model.gp, model.likelihood.noise_covar
+    return [gp.mean_module.raw_constant, gp.covar_module.raw_outputscale,
+            gp.covar_module.base_kernel.raw_lengthscale, noise.raw_noise]  # fmt: skip
 
 
 def quicktune_parameters(ext: QuickTuneExtractor) -> list[torch.Tensor]:
@@ -267,9 +279,8 @@ class FusedFit:
             raise TypeError(f"no fused fit for extractor {type(model.extractor).__name__}; use the autograd fit")
         self.model = model
         self.kernel = _KERNELS[type(model.extractor)](model.extractor, batch)
-        gp, noise = model.gp, model.likelihood.noise_covar
-        hyper = [gp.mean_module.raw_constant, gp.covar_module.raw_outputscale,
-                 gp.covar_module.base_kernel.raw_lengthscale, noise.raw_noise]  # fmt: skip
+        noise = model.likelihood.noise_covar
+        hyper = gp_hyperparameters(model)
         if len(self.kernel.params) + len(hyper) != len(list(model.parameters())):
             raise TypeError("the model has parameters the fused fit does not know; use the autograd fit")
         self.flat = _Flat(self.kernel.params + hyper)

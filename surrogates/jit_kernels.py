@@ -26,10 +26,13 @@ import numpy as np
 from numba import njit, types
 from numba.extending import get_cython_function_address
 
-JITTER = (1e-6, 1e-5, 1e-4)  # gpytorch's float32 cholesky_jitter, 3 tries (surrogates.likelihood._JITTER)
-LEAKY = 0.01
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
-LOG_2PI = math.log(2.0 * math.pi)
+from surrogates.fused import _BETAS, _EPS, _LEAKY
+from surrogates.likelihood import _JITTER, _LOG_2PI
+
+JITTER = _JITTER  # gpytorch's float32 cholesky_jitter, 3 tries
+LEAKY = _LEAKY
+(BETA1, BETA2), EPS = _BETAS, _EPS
+LOG_2PI = _LOG_2PI
 OK, NOT_PD, NAN = 0, 1, 2
 _FAST = {"reassoc", "contract", "arcp", "nsz"}  # no "nnan" / "ninf": the NaN checks must stay
 
