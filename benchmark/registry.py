@@ -36,6 +36,9 @@ class MethodSpec:
         requires: optional packages (top-level import names) it needs beyond the core and torch; :meth:`load`
             fails naming them (and :attr:`install`) when one is missing.
         install: how to install :attr:`requires`.
+        expand: ``"module:attr"`` of ``expand(options) -> options``, which spells out option values that stand
+            for others (a schedule preset: its fields) for :func:`method_options`, so that ``run.json`` records
+            what a run used.
     """
 
     target: str
@@ -45,6 +48,7 @@ class MethodSpec:
     check: str | None = None
     requires: tuple[str, ...] = ()
     install: str = ""
+    expand: str | None = None
 
     def missing(self) -> list[str]:
         """The packages of :attr:`requires` that cannot be imported here."""
@@ -71,6 +75,7 @@ def _import(target: str) -> Any:
 
 
 _QT = "benchmark.methods.quicktune:make_quicktune"
+_SCHEDULE = "benchmark.methods.graybox_bo:expand_schedule"
 _FB = "benchmark.methods.baselines:FrozenBackbone"
 _FB_CHECK = "benchmark.methods.baselines:check_strategy_runs"
 DEHB_INSTALL = "pip install -e '.[dehb]' && pip install --no-deps dehb==0.1.2 (scripts/setup.sh does both)"
@@ -85,12 +90,12 @@ METHODS: dict[str, MethodSpec] = {
     "best_on_average": MethodSpec("benchmark.methods.baselines:BestOnAverage", needs_context=True),
     "linear_probe": MethodSpec(_FB, {"strategy": "linear_probe"}, check=_FB_CHECK),
     "lora": MethodSpec(_FB, {"strategy": "lora"}, check=_FB_CHECK),
-    "dyhpo": MethodSpec("benchmark.methods.dyhpo:DyHPO", needs_torch=True),
-    "gp": MethodSpec("benchmark.methods.gp:make_gp", needs_torch=True),
-    "quicktune": MethodSpec(_QT, {}, needs_context=True, needs_torch=True),
-    "quicktune-M": MethodSpec(_QT, {"meta_learn": False}, needs_context=False, needs_torch=True),
-    "quicktune-C": MethodSpec(_QT, {"cost_aware": False}, needs_context=True, needs_torch=True),
-    "quicktune-G": MethodSpec(_QT, {"gray_box": False}, needs_context=True, needs_torch=True),
+    "dyhpo": MethodSpec("benchmark.methods.dyhpo:DyHPO", needs_torch=True, expand=_SCHEDULE),
+    "gp": MethodSpec("benchmark.methods.gp:make_gp", needs_torch=True, expand=_SCHEDULE),
+    "quicktune": MethodSpec(_QT, {}, needs_context=True, needs_torch=True, expand=_SCHEDULE),
+    "quicktune-M": MethodSpec(_QT, {"meta_learn": False}, needs_context=False, needs_torch=True, expand=_SCHEDULE),
+    "quicktune-C": MethodSpec(_QT, {"cost_aware": False}, needs_context=True, needs_torch=True, expand=_SCHEDULE),
+    "quicktune-G": MethodSpec(_QT, {"gray_box": False}, needs_context=True, needs_torch=True, expand=_SCHEDULE),
 }
 """The registered methods; ``quicktune-X`` is Quick-Tune without component X (M: meta-learning,
 C: cost-awareness, G: gray-box learning curves); ``gp`` is plain black-box GP-BO (QT -M -C -G, the paper's GP);
@@ -163,7 +168,9 @@ def method_options(name: str, overrides: Mapping[str, Any] | None = None) -> dic
     """The options a run of method ``name`` uses and records: factory defaults, the variant's, then ``overrides``
     (checked: :class:`UnknownOptionError` for an option the method does not take)."""
     check_options(name, overrides or {})
-    return {**default_options(name), **spec(name).options, **dict(overrides or {})}
+    options = {**default_options(name), **spec(name).options, **dict(overrides or {})}
+    expand = spec(name).expand
+    return _import(expand)(options) if expand else options
 
 
 def make_optimizer(

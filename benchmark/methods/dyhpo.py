@@ -28,8 +28,8 @@ class DyHPO(GrayBoxBO):
         seed: seed of the initial design and the surrogate.
         context: ignored (DyHPO does not meta-learn); accepted for the common factory signature.
         schedule: ``"reference"`` (default: 1000 epochs from scratch for the first 10 fits, then 50,
-            restarts on no improvement or a training MSE above 0.15) | a :class:`RefitSchedule` or a
-            mapping of its fields.
+            a restart after int(1.2 E) steps without improvement; the training-MSE restart is off, as upstream)
+            | a :class:`RefitSchedule` or a mapping of its fields.
         step: fidelity step in epochs (reference: 1).
         hidden, out_dim: kernel-network sizes (reference: 64, 128).
     """

@@ -11,7 +11,7 @@ Imports torch: only the registry's lazy import reaches this module.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,8 @@ class RefitSchedule:
         patience: observations without a new best accuracy after which the next fit is a reset
             (``None`` = ``int(1.2 * E)`` as in the reference).
         restart_mse: after a fit, the next fit is a reset when the surrogate's training MSE (of the
-            GP's prior mean, as DyHPO computes it) exceeds this (``None`` = never; DyHPO: 0.15).
+            GP's prior mean, as DyHPO computes it) exceeds this. ``None`` (default) = never, as in the code
+            behind both papers, where the rule (0.15) is commented out (docs/quicktune-deviations.md).
         lr: Adam learning rate.
         dtype: ``"float32"`` (the reference code's) or ``"float64"``: the surrogate's parameters, its inputs
             and its fits. Float64 lockstep replays equal replays alone with short fits (the test fixture),
@@ -56,7 +57,7 @@ class RefitSchedule:
     initial_epochs: int = 1000
     refine_epochs: int = 50
     patience: int | None = None
-    restart_mse: float | None = 0.15
+    restart_mse: float | None = None
     lr: float = 1e-3
     dtype: str = "float32"
 
@@ -93,6 +94,12 @@ def resolve_schedule(schedule: str | RefitSchedule | Mapping[str, Any] | None) -
     if unknown:
         raise ValueError(f"unknown refit schedule fields {unknown}; RefitSchedule has {sorted(names)}")
     return RefitSchedule(**dict(schedule))
+
+
+def expand_schedule(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with ``schedule`` spelled out as every :class:`RefitSchedule` field (how ``run.json`` records a
+    GP method's options): a run resumed after the schedule's defaults changed is then refused, not mixed."""
+    return {**options, "schedule": asdict(resolve_schedule(options.get("schedule")))}
 
 
 def expected_improvement(mean: np.ndarray, std: np.ndarray, best: np.ndarray) -> np.ndarray:

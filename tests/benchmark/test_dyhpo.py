@@ -71,10 +71,11 @@ def test_training_mse_above_the_limit_restarts_the_next_fit():
 
 def test_the_reference_schedule_is_the_default_and_the_only_preset():
     task = make_task("T", n=20, epochs=5, seed=2)
-    assert dict(SCHEDULES) == {"reference": RefitSchedule(10, 1000, 50, None, 0.15, 1e-3)}
+    assert dict(SCHEDULES) == {"reference": RefitSchedule(10, 1000, 50, None, None, 1e-3)}
     assert DyHPO(make_view(task), 0).schedule == SCHEDULES["reference"]
     assert RefitSchedule().label() == "reference"
     assert RefitSchedule(refine_epochs=5).label() == "custom(refine_epochs=5)"
+    assert RefitSchedule(restart_mse=0.15).label() == "custom(restart_mse=0.15)"  # upstream's commented-out rule
     for name in ("fast", "default"):
         with pytest.raises(ValueError, match=r"unknown refit schedule.*were removed"):
             DyHPO(make_view(task), 0, schedule=name)

@@ -190,6 +190,30 @@ def test_method_defaults_come_from_the_factory_and_old_records_still_match(bench
                              method_options={"bohb": {"num_samples": 32}}))  # fmt: skip
 
 
+def test_gp_methods_record_every_schedule_field_so_a_changed_default_is_refused(
+    bench_store: Path, tmp_path: Path
+) -> None:
+    from benchmark.methods.graybox_bo import RefitSchedule
+
+    recorded = method_options("dyhpo")["schedule"]
+    assert recorded == json.loads(json.dumps(RefitSchedule().__dict__)) and recorded["restart_mse"] is None
+    assert method_options("quicktune-M", {"schedule": {"refine_epochs": 5}})["schedule"]["initial_epochs"] == 1000
+    out = tmp_path / "res"
+    short = {"dyhpo": {"schedule": {"initial_epochs": 5, "refine_epochs": 1}}}
+    first = run_benchmark(config(bench_store, out, methods=["dyhpo"], seeds=[0], datasets=["A"], budget_s=300.0,
+                                 method_options=short))  # fmt: skip
+    assert not first.failed and first.planned == 1
+    record = json.loads((out / "run.json").read_text())
+    assert record["method_options"]["dyhpo"]["schedule"] == {**recorded, "initial_epochs": 5, "refine_epochs": 1}
+    for old in ({**record["method_options"]["dyhpo"]["schedule"], "restart_mse": 0.15}, None):
+        # cells replayed under other schedule defaults (None: a record from before schedules were spelled out)
+        record["method_options"]["dyhpo"]["schedule"] = old
+        (out / "run.json").write_text(json.dumps(record))
+        with pytest.raises(ResultsError, match="holds results of method 'dyhpo' with options"):
+            run_benchmark(config(bench_store, out, methods=["dyhpo"], seeds=[0], datasets=["A"], budget_s=300.0,
+                                 method_options=short))  # fmt: skip
+
+
 def test_cells_print_progress_and_their_time_and_gp_methods_their_schedule(
     bench_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
