@@ -4,11 +4,13 @@
         [--refine-steps 3] [--reset-steps 1] [--meta-iterations 300]
 
 Everything runs in this one process with 1 torch thread, new and old interleaved, so the printed
-ratios compare the two implementations under the same load. "new" is ``surrogates.gp.DeepKernelGP``:
-fits run ``surrogates.fused.FusedFit`` (hand-written forward/backward of the extractor and of the
-exact-GP likelihood, one fused Adam over a flat parameter buffer), meta-training runs autograd through
-the lean likelihood. "old" is ``surrogates.gp_gpytorch.GpytorchDeepKernelGP``: gpytorch's exact GP,
-autograd and single-tensor Adam, as this project was before issue 13. Same model, same weights, same
+ratios compare the two implementations under the same load. "new" is ``surrogates.gp.DeepKernelGP`` as
+shipped: fits run ``surrogates.compiled.CompiledFit`` (the whole fit in one numba call) up to
+``surrogates.compiled.MAX_ROWS`` observations and ``surrogates.fused.FusedFit`` (hand-written
+forward/backward of the extractor and of the exact-GP likelihood, one fused Adam over a flat parameter
+buffer) above; meta-training runs autograd through the lean likelihood. "old" is
+``surrogates.gp_gpytorch.GpytorchDeepKernelGP``: gpytorch's exact GP, autograd and single-tensor Adam, as this
+project was before issue 13. Same model, same weights, same
 number of Adam steps.
 
 1. Meta-training time per iteration (fold 0 of the version's paper split, default config), new vs old,
