@@ -27,7 +27,10 @@ from surrogates.likelihood import NotPositiveDefiniteError
 from surrogates.nets import DyHPOExtractor, QuickTuneExtractor
 
 jit_kernels: Any  # the module (numba-compiled functions are untyped for mypy), or None without numba
+_PERFORMANCE_WARNING: Any = None
 try:
+    from numba.core.errors import NumbaPerformanceWarning as _PERFORMANCE_WARNING
+
     from surrogates import jit_kernels
 except ImportError:  # numba absent: DeepKernelGP.fit uses FusedFit
     jit_kernels = None
@@ -112,7 +115,11 @@ class CompiledFit:
         jitters = np.zeros(len(jit_kernels.JITTER), dtype=np.int64)
         y = _np(batch.y, self.dtype)
         running = None
-        with _one_blas_thread():
+        with _one_blas_thread(), warnings.catch_warnings():
+            # numba's first-call compile hints that np.dot is faster on contiguous arrays: the likelihood's
+            # (N, N) blocks of its scratch array are slices to numba; writing them otherwise changes the BLAS
+            # call and so the float32 rounding of every replay (the committed results' numerics are these).
+            warnings.simplefilter("ignore", _PERFORMANCE_WARNING)
             if isinstance(ext, DyHPOExtractor):
                 bn = ext.bn
                 running = np.stack([_np(bn.running_mean, self.dtype), _np(bn.running_var, self.dtype)])  # type: ignore[arg-type]

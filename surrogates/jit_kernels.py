@@ -123,7 +123,7 @@ def gp_nll_grad(
     s = _softplus(raw[1])
     ls = _softplus(raw[2])
     v = _softplus(raw[3]) + noise_floor
-    kf, kmat, chol, inv = scratch[0], scratch[1], scratch[2], scratch[3]  # C-contiguous (N, N) each
+    kf, kmat, chol, inv = scratch[0, :n, :n], scratch[1, :n, :n], scratch[2, :n, :n], scratch[3, :n, :n]
     zc = np.empty((n, k), dtype=z.dtype)
     for j in range(k):
         m = 0.0
