@@ -64,8 +64,19 @@ def _one_blas_thread() -> Any:
     return _BLAS_LIMIT.limit(limits=1, user_api="blas")
 
 
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` whose data starts at a multiple of ``jit_kernels.ALIGNMENT`` bytes (see there:
+    without it, OpenBLAS's rounding, and so a fit, depended on the process's allocation history)."""
+    align = jit_kernels.ALIGNMENT
+    buf = np.empty(a.nbytes + align, dtype=np.uint8)
+    start = -buf.ctypes.data % align
+    out = buf[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
 def _np(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().to(dtype).numpy())
+    return _aligned(t.detach().to(dtype).numpy())
 
 
 class CompiledFit:
@@ -96,7 +107,7 @@ class CompiledFit:
             raise TypeError("the model has parameters the compiled fit does not know; use the autograd fit")
         self.offsets = np.cumsum([0] + [p.numel() for p in self.params[:-4]] + [4]).astype(np.int64)
         self.dtype = self.params[0].dtype
-        self.theta = np.concatenate([_np(p, self.dtype).reshape(-1) for p in self.params])
+        self.theta = _aligned(np.concatenate([_np(p, self.dtype).reshape(-1) for p in self.params]))
         self.noise_floor = float(noise.raw_noise_constraint.lower_bound)
 
     def run(self, epochs: int) -> float:
@@ -110,8 +121,8 @@ class CompiledFit:
             return math.nan
         assert jit_kernels is not None
         ext, batch = self.model.extractor, self.batch
-        theta = self.theta.copy()
-        m, v = np.zeros_like(theta), np.zeros_like(theta)
+        theta = _aligned(self.theta)
+        m, v = _aligned(np.zeros_like(theta)), _aligned(np.zeros_like(theta))
         jitters = np.zeros(len(jit_kernels.JITTER), dtype=np.int64)
         y = _np(batch.y, self.dtype)
         running = None
@@ -122,11 +133,11 @@ class CompiledFit:
             warnings.simplefilter("ignore", _PERFORMANCE_WARNING)
             if isinstance(ext, DyHPOExtractor):
                 bn = ext.bn
-                running = np.stack([_np(bn.running_mean, self.dtype), _np(bn.running_var, self.dtype)])  # type: ignore[arg-type]
+                running = _aligned(np.stack([_np(bn.running_mean, self.dtype), _np(bn.running_var, self.dtype)]))  # type: ignore[arg-type]
                 shapes = np.array([ext.fc1.out_features, ext.conv.out_channels, ext.fc2.out_features])
                 x1 = _np(torch.cat([batch.x, batch.budget], dim=1), self.dtype)
                 curve = _np(batch.curve, self.dtype)
-                win = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(curve, 3, axis=1))
+                win = _aligned(np.lib.stride_tricks.sliding_window_view(curve, 3, axis=1))
                 status, loss, _ = jit_kernels.dyhpo_fit(
                     theta, m, v, 0, epochs, self.lr, shapes, x1, win, y, running, float(bn.momentum or 0.0),
                     float(bn.eps), self.noise_floor, jitters,
@@ -161,10 +172,10 @@ class CompiledFit:
         ch = cc.conv1.out_channels
         dtype = cc.conv1.weight.dtype
         if not (drop.training and drop.p > 0):
-            return torch.ones(epochs, n, ch, dtype=dtype).numpy()
+            return _aligned(torch.ones(epochs, n, ch, dtype=dtype).numpy())
         gen = getattr(drop, "generator", None)
         keep = torch.stack([torch.rand(n, ch, 1, generator=gen, dtype=dtype) >= drop.p for _ in range(epochs)])
-        return (keep.squeeze(3).to(dtype) / (1.0 - drop.p)).numpy()
+        return _aligned((keep.squeeze(3).to(dtype) / (1.0 - drop.p)).numpy())
 
     def _write_back(self, theta: np.ndarray, running: np.ndarray | None, epochs: int) -> None:
         with torch.no_grad():

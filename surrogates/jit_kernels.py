@@ -20,10 +20,12 @@ largest jitter (the caller raises ``NotPositiveDefiniteError``), ``2`` NaN in th
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, types
+from numba.core.base import BaseContext
 from numba.extending import get_cython_function_address
 
 from surrogates.fused import _BETAS, _EPS, _LEAKY
@@ -35,6 +37,22 @@ LEAKY = _LEAKY
 LOG_2PI = _LOG_2PI
 OK, NOT_PD, NAN = 0, 1, 2
 _FAST = {"reassoc", "contract", "arcp", "nsz"}  # no "nnan" / "ninf": the NaN checks must stay
+
+ALIGNMENT = 64
+"""Bytes to which every array of a compiled fit is aligned: the ones numba allocates (below) and the inputs
+(``surrogates.compiled``). OpenBLAS's AVX-512 kernels round float32 sums differently on 32- and 64-byte aligned
+data, and numba aligns to 32 bytes by default, so a fit's result depended on where the process's allocator put
+its arrays: a replay's trajectory changed with the cells replayed before it in the same process (session 10)."""
+
+
+def _preferred_alignment(context: Any, ty: Any) -> int:
+    return ALIGNMENT
+
+
+# Every array numba allocates (np.empty, np.dot's result, ...) in this process starts at a multiple of
+# ALIGNMENT bytes (numba's default is 32; ``BaseContext.get_preferred_array_alignment``). Set before any
+# function here compiles; cached machine code holds the constant, and editing this file invalidates the cache.
+BaseContext.get_preferred_array_alignment = _preferred_alignment  # type: ignore[method-assign]
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)

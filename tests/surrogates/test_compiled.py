@@ -113,3 +113,38 @@ def test_an_indefinite_kernel_matrix_gets_jitter_then_fails():
         except NotPositiveDefiniteError as err:
             assert "after adding jitter 1e-04" in str(err)
     assert any("added jitter" in str(w.message) for w in caught) or not caught
+
+
+def test_every_array_of_a_compiled_fit_is_aligned_so_its_rounding_does_not_depend_on_the_allocator(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from numba import njit
+
+    from surrogates import compiled, jit_kernels
+
+    @njit
+    def addresses(k: int) -> np.ndarray:  # arrays numba allocates (as the kernels' temporaries and np.dot results)
+        out = np.empty(k, np.int64)
+        for i in range(k):
+            out[i] = np.empty(3 + i, np.float32).ctypes.data
+        return out
+
+    assert not (addresses(17) % jit_kernels.ALIGNMENT).any()
+    odd = np.arange(40, dtype=np.float32)[1:].reshape(3, 13)[:, ::2]  # not contiguous, not aligned
+    copy_ = compiled._aligned(odd)
+    assert copy_.ctypes.data % jit_kernels.ALIGNMENT == 0 and copy_.flags.c_contiguous
+    np.testing.assert_array_equal(copy_, odd)
+    seen: list[int] = []
+    for name in ("dyhpo_fit", "quicktune_fit"):
+        kernel = getattr(jit_kernels, name)
+
+        def spy(*args: object, _kernel: object = kernel) -> object:
+            floats = [a for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"]  # what BLAS may see
+            seen.extend(a.ctypes.data % jit_kernels.ALIGNMENT for a in floats)
+            return _kernel(*args)
+
+        monkeypatch.setattr(jit_kernels, name, spy)
+    for name in ("dyhpo", "quicktune"):
+        _, model, train, _ = _twins(name, 9, torch.float32)
+        assert np.isfinite(CompiledFit(model, train, 1e-3).run(3))
+    assert len(seen) > 15 and not any(seen)  # weights, Adam moments, features, curve windows, targets, ...
