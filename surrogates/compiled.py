@@ -65,8 +65,7 @@ def _one_blas_thread() -> Any:
 
 
 def _aligned(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of ``a`` whose data starts at a multiple of ``jit_kernels.ALIGNMENT`` bytes (see there:
-    without it, OpenBLAS's rounding, and so a fit, depended on the process's allocation history)."""
+    """A C-contiguous copy of ``a`` whose data starts at a multiple of ``jit_kernels.ALIGNMENT`` bytes (see there)."""
     align = jit_kernels.ALIGNMENT
     buf = np.empty(a.nbytes + align, dtype=np.uint8)
     start = -buf.ctypes.data % align

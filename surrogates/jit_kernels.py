@@ -40,9 +40,10 @@ _FAST = {"reassoc", "contract", "arcp", "nsz"}  # no "nnan" / "ninf": the NaN ch
 
 ALIGNMENT = 64
 """Bytes to which every array of a compiled fit is aligned: the ones numba allocates (below) and the inputs
-(``surrogates.compiled``). OpenBLAS's AVX-512 kernels round float32 sums differently on 32- and 64-byte aligned
-data, and numba aligns to 32 bytes by default, so a fit's result depended on where the process's allocator put
-its arrays: a replay's trajectory changed with the cells replayed before it in the same process (session 10)."""
+(``surrogates.compiled``), so that where the allocator happens to place them cannot change how BLAS kernels with
+64-byte vectors (OpenBLAS on AVX-512) round. (Numba aligns to 32 bytes by default, numpy to 16.) What did make
+float32 fits differ between processes is another matter: numba code compiled in the process and the same code
+loaded from numba's cache round differently (docs/benchmark-protocol.md §2)."""
 
 
 def _preferred_alignment(context: Any, ty: Any) -> int:
