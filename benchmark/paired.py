@@ -60,9 +60,9 @@ def paired_regret(
         ra, rb = ca.regret[mi, ia], cb.regret[mi, ib]  # (pairs, F)
         both = ~np.isnan(ra[:, 0]) & ~np.isnan(rb[:, 0])
         datasets = sorted(set(names[both]))
-        per_dataset = np.array([(rb - ra)[both & (names == d)].mean(axis=0) for d in datasets]).reshape(-1, fr.size)
-        mean_a = np.array([ra[both & (names == d)].mean(axis=0) for d in datasets]).reshape(-1, fr.size)
-        mean_b = np.array([rb[both & (names == d)].mean(axis=0) for d in datasets]).reshape(-1, fr.size)
+        stacked = np.stack([rb - ra, ra, rb], axis=1)  # (pairs, 3, F): difference, A, B
+        seed_means = np.array([stacked[both & (names == d)].mean(axis=0) for d in datasets]).reshape(-1, 3, fr.size)
+        per_dataset, mean_a, mean_b = seed_means[:, 0], seed_means[:, 1], seed_means[:, 2]  # (datasets, F) each
         diff, half = mean_ci(per_dataset) if datasets else (np.full(fr.size, np.nan), np.full(fr.size, np.nan))
         for fi, f in enumerate(fr):
             d, h = float(diff[fi]), float(half[fi])

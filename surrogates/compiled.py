@@ -106,7 +106,7 @@ class CompiledFit:
             raise TypeError("the model has parameters the compiled fit does not know; use the autograd fit")
         self.offsets = np.cumsum([0] + [p.numel() for p in self.params[:-4]] + [4]).astype(np.int64)
         self.dtype = self.params[0].dtype
-        self.theta = _aligned(np.concatenate([_np(p, self.dtype).reshape(-1) for p in self.params]))
+        self.theta = _aligned(np.concatenate([p.detach().to(self.dtype).numpy().reshape(-1) for p in self.params]))
         self.noise_floor = float(noise.raw_noise_constraint.lower_bound)
 
     def run(self, epochs: int) -> float:
@@ -132,7 +132,7 @@ class CompiledFit:
             warnings.simplefilter("ignore", _PERFORMANCE_WARNING)
             if isinstance(ext, DyHPOExtractor):
                 bn = ext.bn
-                running = _aligned(np.stack([_np(bn.running_mean, self.dtype), _np(bn.running_var, self.dtype)]))  # type: ignore[arg-type]
+                running = _np(torch.stack([bn.running_mean, bn.running_var]), self.dtype)  # type: ignore[list-item]
                 shapes = np.array([ext.fc1.out_features, ext.conv.out_channels, ext.fc2.out_features])
                 x1 = _np(torch.cat([batch.x, batch.budget], dim=1), self.dtype)
                 curve = _np(batch.curve, self.dtype)
