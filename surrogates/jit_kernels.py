@@ -36,14 +36,17 @@ LEAKY = _LEAKY
 (BETA1, BETA2), EPS = _BETAS, _EPS
 LOG_2PI = _LOG_2PI
 OK, NOT_PD, NAN = 0, 1, 2
-_FAST = {"reassoc", "contract", "arcp", "nsz"}  # no "nnan" / "ninf": the NaN checks must stay
+_FAST = {"reassoc", "arcp", "nsz"}
+"""LLVM fast-math flags of every kernel. Not "nnan" / "ninf": the NaN checks must stay. Not "contract": with
+fused multiply-adds allowed, kernels compiled in the process and the same kernels loaded from numba's cache
+rounded differently, so a GP replay's trajectory depended on whether its worker compiled them
+(tests/surrogates/test_compiled_cache.py)."""
 
 ALIGNMENT = 64
 """Bytes to which every array of a compiled fit is aligned: the ones numba allocates (below) and the inputs
 (``surrogates.compiled``), so that where the allocator happens to place them cannot change how BLAS kernels with
 64-byte vectors (OpenBLAS on AVX-512) round. (Numba aligns to 32 bytes by default, numpy to 16.) What did make
-float32 fits differ between processes is another matter: numba code compiled in the process and the same code
-loaded from numba's cache round differently (docs/benchmark-protocol.md §2)."""
+float32 fits differ between processes was another matter: FMA contraction (see ``_FAST``)."""
 
 
 def _preferred_alignment(context: Any, ty: Any) -> int:
