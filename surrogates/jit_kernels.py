@@ -40,7 +40,8 @@ _FAST = {"reassoc", "arcp", "nsz"}
 """LLVM fast-math flags of every kernel. Not "nnan" / "ninf": the NaN checks must stay. Not "contract": with
 fused multiply-adds allowed, kernels compiled in the process and the same kernels loaded from numba's cache
 rounded differently, so a GP replay's trajectory depended on whether its worker compiled them
-(tests/surrogates/test_compiled_cache.py)."""
+(tests/surrogates/test_compiled_cache.py; bisected with it: contraction in ``gp_nll_grad`` alone suffices to
+break it, in the other kernels it did not; benchmarks/RESULTS.md, session 11)."""
 
 ALIGNMENT = 64
 """Bytes to which every array of a compiled fit is aligned: the ones numba allocates (below) and the inputs
