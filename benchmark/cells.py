@@ -104,9 +104,13 @@ class _Progress:
 
 
 def optimizer_note(optimizer: Any) -> str:
-    """Settings of an optimizer worth printing: a GP method's refit schedule (``""`` otherwise)."""
+    """Settings of an optimizer worth printing (``""`` if none): a GP method's refit schedule and, for Quick-Tune,
+    which meta-training its surrogate starts from (the default differs from the reference code's:
+    docs/quicktune-deviations.md)."""
     label = getattr(getattr(optimizer, "schedule", None), "label", None)
-    return f"schedule={label()}" if callable(label) else ""
+    notes = [f"schedule={label()}"] if callable(label) else []
+    meta = getattr(optimizer, "meta_label", None)
+    return ", ".join(notes + ([f"meta={meta}"] if meta else []))
 
 
 def optimizer_stats(optimizer: Any) -> dict[str, int]:

@@ -17,7 +17,10 @@ number of Adam steps.
    from ``--meta-iterations`` iterations (validation included), fastest of ``--repeats`` interleaved runs.
 2. One Adam step of a fit (loss, backward, update; the fit's set-up amortised over 30 steps) at 10, 50,
    150 and 500 observations, new vs old (fastest of ``--step-repeats`` interleaved fits of 30 steps; the main job's
-   replays fit at 2 to ~100 observations, where framework overhead dominates).
+   replays fit at 2 to ~240 observations), and the floor: the same step's dense linear algebra alone (Gram
+   product, exponential, Cholesky factor, solve, full inverse, feature-gradient product by torch's LAPACK/BLAS
+   at the model's feature width), with ``old / floor``, the largest speed-up any implementation of the same
+   exact-gradient step can reach on this thread.
 3. One BO step (ask = refit + predicting 300 candidates + acquisition, plus tell) with 300 candidates
    and 500 observed epochs (100 pipelines x 5 epochs), at the reference refit schedule: a refine
    step (50 Adam steps) and a reset step (1,000 Adam steps), fastest of the measured steps of each
@@ -111,6 +114,17 @@ def step_seconds(make: Callable[[], GrayBoxBO], values: np.ndarray, steps: int, 
     return out
 
 
+def gp_features(opt: GrayBoxBO) -> int:
+    """Number of features ``k`` the extractor of ``opt``'s surrogate hands to the GP kernel."""
+    batch = opt.training_batch().subset(np.arange(2))
+    with torch.no_grad():
+        was = opt.model.training
+        opt.model.eval()
+        k = int(opt.model.extractor(batch).shape[1])
+        opt.model.train(was)
+    return k
+
+
 def adam_step_ms(opt: GrayBoxBO, n_obs: int, steps: int = 30) -> float:
     """Milliseconds per Adam step of ``opt``'s surrogate fitted on its first ``n_obs`` observations."""
     batch = opt.training_batch().subset(np.arange(n_obs))
@@ -118,6 +132,37 @@ def adam_step_ms(opt: GrayBoxBO, n_obs: int, steps: int = 30) -> float:
     t0 = time.perf_counter()
     opt.model.fit(batch, steps)
     return (time.perf_counter() - t0) / steps * 1e3
+
+
+def dense_floor_ms(n: int, k: int, dtype: torch.dtype, repeats: int = 20) -> float:
+    """Milliseconds of the dense linear algebra any exact-gradient step of an RBF GP on ``n`` features ``(n, k)``
+    must do, by torch's LAPACK/BLAS on this thread: the Gram product, the kernel's exponential, the Cholesky
+    factor, the solve for ``K^-1 (y - c)``, the full inverse the gradient needs and the feature-gradient product.
+
+    Nothing of the network, the optimizer or Python is counted: a step cannot be faster than this at this
+    model's size, so ``old / floor`` bounds the speed-up any implementation of the same step can reach here.
+    """
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(n, k, generator=gen, dtype=dtype) / k**0.5
+    y = torch.randn(n, 1, generator=gen, dtype=dtype)
+
+    def step() -> None:
+        sq = (z * z).sum(1, keepdim=True)
+        kf = torch.addmm(sq, z, z.T, alpha=-2.0).add_(sq.T).mul_(-0.5).exp_()
+        kf.diagonal().add_(0.1)
+        chol = torch.linalg.cholesky_ex(kf)[0]
+        torch.cholesky_solve(y, chol)
+        inv = torch.cholesky_inverse(chol)
+        torch.addmm(z, inv.mul_(kf), z, alpha=-1.0)
+
+    step()
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        best = min(best, (time.perf_counter() - t0) / repeats)
+    return best * 1e3
 
 
 def main() -> None:
@@ -169,7 +214,9 @@ def main() -> None:
         return use_implementation(make_quicktune(view, 0, None, meta_model=meta_model, schedule="reference"), name)
 
     print("\n== one Adam step of a fit (ms), by number of observations ==")
-    print(f"{'method':<10}{'n':>5}{'old':>9}{'new':>9}{'speed-up':>10}")
+    print("floor: the step's dense linear algebra alone (dense_floor_ms); bound = old / floor, the largest speed-up")
+    print("any implementation of the same exact-gradient step can reach on this thread")
+    print(f"{'method':<10}{'n':>5}{'k':>5}{'old':>9}{'new':>9}{'speed-up':>10}{'floor':>9}{'bound':>9}")
     for method in ("dyhpo", "quicktune"):
         for n_obs in (10, 50, 150, 500):
             ms = {"old": np.inf, "new": np.inf}
@@ -178,7 +225,10 @@ def main() -> None:
                     opt = build(method, name)
                     observe(opt, values)
                     ms[name] = min(ms[name], adam_step_ms(opt, n_obs))
-            print(f"{method:<10}{n_obs:>5}{ms['old']:>9.2f}{ms['new']:>9.2f}{ms['old'] / ms['new']:>9.1f}x", flush=True)
+            k = gp_features(opt)
+            floor = dense_floor_ms(n_obs, k, next(opt.model.parameters()).dtype)
+            print(f"{method:<10}{n_obs:>5}{k:>5}{ms['old']:>9.2f}{ms['new']:>9.2f}{ms['old'] / ms['new']:>9.1f}x"
+                  f"{floor:>9.2f}{ms['old'] / floor:>8.1f}x", flush=True)  # fmt: skip
     if args.skip_steps:
         return
     sched = SCHEDULES["reference"]

@@ -76,6 +76,13 @@ REFERENCE_META = MetaTrainConfig(iterations=10_000, lr=1e-4, val_every=20, val_e
 """The reference code's meta-training (``main_experiment.py`` defaults, §4.1)."""
 
 
+def config_label(config: MetaTrainConfig) -> str:
+    """Which meta-training ``config`` is: ``"default"``, ``"reference"`` or ``"custom-<digest>"`` (printed per cell)."""
+    if config == DEFAULT_META:
+        return "default"
+    return "reference" if config == REFERENCE_META else f"custom-{config.digest()}"
+
+
 @dataclass
 class MetaModel:
     """Meta-trained predictors and the scaling they expect.

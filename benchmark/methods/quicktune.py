@@ -22,12 +22,18 @@ from benchmark.methods.graybox_bo import GrayBoxBO, RefitSchedule
 from benchmark.protocol import MetaContext, SearchView
 from surrogates.encoding import MetaFeatureScaler, PipelineEncoder
 from surrogates.gp import DeepKernelGP
-from surrogates.metatrain import MetaModel, MetaTrainConfig, load_or_meta_train
+from surrogates.metatrain import MetaModel, MetaTrainConfig, config_label, load_or_meta_train
 from surrogates.nets import QuickTuneExtractor, init_parameters
 
 
 class QuickTune(GrayBoxBO):
-    """The Quick-Tune optimizer (build it with :func:`make_quicktune`)."""
+    """The Quick-Tune optimizer (build it with :func:`make_quicktune`).
+
+    ``meta_label`` names the meta-training its surrogate starts from (``surrogates.metatrain.config_label``;
+    ``None`` without meta-learning); the benchmark prints it with each cell.
+    """
+
+    meta_label: str | None = None
 
 
 def make_quicktune(
@@ -107,11 +113,14 @@ def make_quicktune(
         net = scratch_network(config)
     meta = scaler.transform(view.meta_features) if net["use_meta"] else None
     net_epochs = meta_model.max_epochs if meta_learn and meta_model is not None else view.max_epochs
-    return QuickTune(
+    optimizer = QuickTune(
         view, seed, model_factory=network_factory(encoder, net_epochs, net), encoder=encoder, meta=meta,
         initial_state=initial_state, cost_model=cost_model, schedule=schedule,
         step=1 if gray_box else view.max_epochs, allowed=allowed, net_epochs=net_epochs, **options,
     )  # fmt: skip
+    if meta_learn and meta_model is not None:
+        optimizer.meta_label = config_label(meta_model.config)
+    return optimizer
 
 
 def scratch_network(config: MetaTrainConfig | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from benchmark.methods.graybox_bo import COST_FLOOR, select  # noqa: E402
 from benchmark.methods.quicktune import QuickTune, best_model_on_average, make_quicktune  # noqa: E402
 from benchmark.protocol import MetaContext  # noqa: E402
 from metagen.store.synth import synthesize  # noqa: E402
-from surrogates.metatrain import MetaTrainConfig, meta_train  # noqa: E402
+from surrogates.metatrain import DEFAULT_META, REFERENCE_META, MetaTrainConfig, config_label, meta_train  # noqa: E402
 from tests.surrogates.tiny import FAST, make_task, make_view, run_loop  # noqa: E402
 
 META = MetaTrainConfig(iterations=40, batch_size=16, lr=1e-2, val_every=20, val_episodes=2, hidden=8, out_dim=8)
@@ -54,6 +54,13 @@ def test_meta_learned_quicktune_asks_valid_pairs_and_is_deterministic(meta_model
     assert a == b and len(a) == 20
 
 
+def test_the_meta_training_a_surrogate_starts_from_is_named_for_the_cell_output(meta_model):
+    opt = make_quicktune(make_view(make_task("T", n=8, epochs=6, seed=3)), 0, None, meta_model=meta_model)
+    assert opt.meta_label == f"custom-{META.digest()}"
+    assert config_label(DEFAULT_META) == "default" and config_label(MetaTrainConfig()) == "default"
+    assert config_label(REFERENCE_META) == "reference"
+
+
 def test_float64_quicktune_starts_from_the_meta_trained_weights_and_keeps_the_float32_cost_model(meta_model):
     task = make_task("T", n=16, epochs=6, seed=3)
     f64 = {**FAST, "dtype": "float64"}
@@ -69,7 +76,7 @@ def test_float64_quicktune_starts_from_the_meta_trained_weights_and_keeps_the_fl
 def test_without_meta_learning_cost_awareness_is_off_and_no_context_is_needed():
     task = make_task("T", n=10, epochs=4, seed=4)
     opt = make_quicktune(make_view(task), 0, None, meta_learn=False, cost_aware=True, schedule=FAST)
-    assert opt.cost_model is None and opt.initial_state is None
+    assert opt.cost_model is None and opt.initial_state is None and opt.meta_label is None
     run_loop(opt, task, 10)
     with pytest.raises(ValueError, match="MetaContext"):
         make_quicktune(make_view(task), 0, None)

@@ -233,6 +233,11 @@ def test_cells_print_progress_and_their_time_and_gp_methods_their_schedule(
 
     assert optimizer_note(GP()) == "schedule=custom(refine_epochs=5)" and optimizer_note(object()) == ""
 
+    class MetaLearned(GP):
+        meta_label = "default"
+
+    assert optimizer_note(MetaLearned()) == "schedule=custom(refine_epochs=5), meta=default"
+
 
 def test_labelled_variants_coexist_in_one_folder_and_reach_the_figures(bench_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "res"
