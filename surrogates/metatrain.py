@@ -228,17 +228,17 @@ def meta_train(
     scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, config.iterations, config.lr_min) for o in (opt_p, opt_c)]
     best = {"perf": (np.inf, perf.state(), 0), "cost": (np.inf, _copy_state(cost), 0)}
     history: list[tuple[int, float, float]] = []
+    perf.train()  # training mode until a validation (switching modes walks every submodule: not per step)
+    cost.train()
     for it in tqdm(range(1, config.iterations + 1), desc="meta-train", disable=not progress, mininterval=2):
         task = enc_train[int(rng.integers(len(enc_train)))]
         batch = task.sample(rng, config.batch_size)
-        perf.train()
         opt_p.zero_grad()
         loss = perf.loss(batch)
         if torch.isfinite(loss):
             loss.backward()
             opt_p.step()
         if config.cost:
-            cost.train()
             opt_c.zero_grad()
             cost.loss(batch).backward()
             opt_c.step()
@@ -246,6 +246,8 @@ def meta_train(
             s.step()
         if episodes and (it % config.val_every == 0 or it == config.iterations):
             v_perf, v_cost = _validate(perf, cost if config.cost else None, episodes)
+            perf.train()
+            cost.train()
             history.append((it, v_perf, v_cost))
             if v_perf < best["perf"][0]:
                 best["perf"] = (v_perf, perf.state(), it)

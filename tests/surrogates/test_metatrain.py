@@ -34,6 +34,30 @@ def test_meta_training_selects_a_checkpoint_and_predicts_held_out_data(trained):
     assert model.cost_model().predict(query).shape == (32,)
 
 
+def test_every_meta_training_step_runs_in_training_mode_also_after_validations(monkeypatch: pytest.MonkeyPatch):
+    """Modes are switched only around validations; a step after one must still see dropout and train mode."""
+    from surrogates.cost import CostPredictor
+    from surrogates.gp import DeepKernelGP
+
+    modes: list[tuple[bool, ...]] = []
+    perf_loss, cost_loss = DeepKernelGP.loss, CostPredictor.loss
+
+    def perf_spy(self, batch):
+        modes.append(tuple(m.training for m in self.modules()))
+        return perf_loss(self, batch)
+
+    def cost_spy(self, batch):
+        if torch.is_grad_enabled():  # validation scores the cost net under no_grad, in eval mode
+            modes.append(tuple(m.training for m in self.modules()))
+        return cost_loss(self, batch)
+
+    monkeypatch.setattr(DeepKernelGP, "loss", perf_spy)
+    monkeypatch.setattr(CostPredictor, "loss", cost_spy)
+    train = [make_task(f"T{i}", n=20, epochs=6, seed=i) for i in range(2)]
+    meta_train(train, [make_task("V", n=20, epochs=6, seed=9)], FAST)
+    assert len(modes) == 2 * FAST.iterations and all(all(m) for m in modes)
+
+
 def test_save_load_round_trip_gives_equal_predictions(trained, tmp_path):
     model, train = trained
     model.save(tmp_path / "m.pt")
