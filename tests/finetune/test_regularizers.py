@@ -46,9 +46,9 @@ def test_sp_is_squared_distance_to_the_start_over_trainable_body():
         model.stem[0].weight.add_(1.0)
         model.get_classifier().weight.add_(5.0)  # the head does not count
     expected = model.stem[0].weight.numel()
-    assert float(sp_penalty(model, regs.start, regs.heads)) == pytest.approx(expected, rel=1e-5)
+    assert float(sp_penalty(model, regs.start, regs.heads).detach()) == pytest.approx(expected, rel=1e-5)
     model.stem[0].weight.requires_grad_(False)  # frozen parameters do not count
-    assert float(sp_penalty(model, regs.start, regs.heads)) == pytest.approx(0.0, abs=1e-6)
+    assert float(sp_penalty(model, regs.start, regs.heads).detach()) == pytest.approx(0.0, abs=1e-6)
     x = torch.randn(2, 3, 32, 32)
     model(x)
     assert set(regs.penalty(model, x, torch.tensor([0, 1]))) == {"sp"}
