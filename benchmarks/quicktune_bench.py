@@ -8,7 +8,8 @@ ratios compare the two implementations under the same load. "new" is ``surrogate
 shipped: fits run ``surrogates.compiled.CompiledFit`` (the whole fit in one numba call) up to
 ``surrogates.compiled.MAX_ROWS`` observations and ``surrogates.fused.FusedFit`` (hand-written
 forward/backward of the extractor and of the exact-GP likelihood, one fused Adam over a flat parameter
-buffer) above; meta-training runs autograd through the lean likelihood. "old" is
+buffer) above; meta-training runs ``surrogates.compiled_meta.CompiledMetaStep`` (each iteration's two Adam steps and
+each validation episode one numba call). "old" is
 ``surrogates.gp_gpytorch.GpytorchDeepKernelGP``: gpytorch's exact GP, autograd and single-tensor Adam, as this
 project was before issue 13. Same model, same weights, same
 number of Adam steps.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -109,6 +110,17 @@ def content_hash(tasks: Sequence[TaskData]) -> str:
     return h.hexdigest()[:16]
 
 
+class BatchArrays(NamedTuple):
+    """A :class:`Batch` as float32 numpy arrays (same fields and shapes): what compiled code consumes."""
+
+    x: np.ndarray
+    budget: np.ndarray
+    curve: np.ndarray
+    meta: np.ndarray
+    y: np.ndarray
+    cost: np.ndarray
+
+
 @dataclass
 class Batch:
     """Surrogate inputs and targets of ``B`` (pipeline, budget) pairs.
@@ -137,6 +149,15 @@ class Batch:
         if all(getattr(self, f).dtype == dtype for f in ("x", "budget", "curve", "meta", "y", "cost")):
             return self
         return Batch(*(getattr(self, f).to(dtype) for f in ("x", "budget", "curve", "meta", "y", "cost")))
+
+    @classmethod
+    def from_arrays(cls, arrays: BatchArrays) -> Batch:
+        """The batch of ``arrays`` (sharing their memory)."""
+        return cls(*(torch.as_tensor(a) for a in arrays))
+
+    def arrays(self) -> BatchArrays:
+        """The batch as numpy arrays (views of the tensors)."""
+        return BatchArrays(*(getattr(self, f).detach().numpy() for f in BatchArrays._fields))
 
     def subset(self, idx: np.ndarray | torch.Tensor) -> Batch:
         """Rows ``idx`` of the batch."""
@@ -195,6 +216,8 @@ class EncodedTask:
         pad = max(0, max_epochs - width)
         self.values = np.pad(task.values[:, :max_epochs], ((0, 0), (0, pad)), constant_values=np.nan)
         self.cost = np.pad(task.cost[:, :max_epochs], ((0, 0), (0, pad)), constant_values=np.nan)
+        self._curves = np.nan_to_num(self.values, nan=0.0)  # make_batch's curve values, computed once
+        self._meta = np.asarray(self.meta, dtype=np.float32)
         self.n_valid = np.minimum(task.n_valid, max_epochs)
         self.usable = np.flatnonzero(self.n_valid > 0)
         if self.usable.size == 0:
@@ -202,9 +225,21 @@ class EncodedTask:
 
     def sample(self, rng: np.random.Generator, size: int) -> Batch:
         """``size`` random (run, budget) pairs: a run, then a budget uniform over its valid epochs."""
+        return Batch.from_arrays(self.sample_arrays(rng, size))
+
+    def sample_arrays(self, rng: np.random.Generator, size: int) -> BatchArrays:
+        """:meth:`sample` as numpy arrays (the same draws from ``rng``, the same values as :func:`make_batch`'s)."""
         runs = rng.choice(self.usable, size=size, replace=True)
         budgets = 1 + (rng.random(size) * self.n_valid[runs]).astype(np.int64)
-        return self.batch(runs, budgets)
+        prefix = np.arange(self.max_epochs)[None, :] < (budgets[:, None] - 1)
+        return BatchArrays(
+            x=np.asarray(self.x[runs], dtype=np.float32),
+            budget=(budgets / self.max_epochs).astype(np.float32)[:, None],
+            curve=np.where(prefix, self._curves[runs], 0.0).astype(np.float32),
+            meta=np.repeat(self._meta[None, :], size, axis=0),
+            y=self.values[runs, budgets - 1].astype(np.float32),
+            cost=self.cost[runs, budgets - 1].astype(np.float32),
+        )
 
     def batch(self, runs: np.ndarray, budgets: np.ndarray, with_curve: bool = True) -> Batch:
         """The batch of given (run, budget) pairs (``with_curve=False``: all-zero curves)."""

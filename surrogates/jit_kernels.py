@@ -131,6 +131,41 @@ def _cholesky_inverse(chol: np.ndarray, out: np.ndarray) -> None:
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
+def jittered_cholesky(kmat: np.ndarray, chol: np.ndarray, jitters: np.ndarray) -> bool:
+    """Lower Cholesky factor of ``kmat`` ``(n, n)`` into ``chol``, adding gpytorch's jitter (:data:`JITTER`, in
+    turn) to ``kmat``'s diagonal while it is not positive definite; ``jitters[i]`` counts uses of ``JITTER[i]``.
+    ``False`` if the largest jitter did not help."""
+    n = kmat.shape[0]
+    ok = _cholesky(kmat, chol)
+    previous = 0.0
+    t = 0
+    while not ok and t < len(JITTER):
+        for i in range(n):
+            kmat[i, i] += JITTER[t] - previous
+        previous = JITTER[t]
+        jitters[t] += 1
+        ok = _cholesky(kmat, chol)
+        t += 1
+    return ok
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def cho_solve(chol: np.ndarray, r: np.ndarray, out: np.ndarray) -> None:
+    """``out = (L L^T)^-1 r`` from the lower factor ``L`` ``(n, n)`` by two triangular solves."""
+    n = chol.shape[0]
+    for i in range(n):
+        acc = r[i]
+        for q in range(i):
+            acc -= chol[i, q] * out[q]
+        out[i] = acc / chol[i, i]
+    for i in range(n - 1, -1, -1):
+        acc = out[i]
+        for q in range(i + 1, n):
+            acc -= chol[q, i] * out[q]
+        out[i] = acc / chol[i, i]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
 def gp_nll_grad(
     z: np.ndarray, y: np.ndarray, raw: np.ndarray, noise_floor: float, d_z: np.ndarray, d_raw: np.ndarray,
     scratch: np.ndarray, jitters: np.ndarray,
@@ -169,32 +204,13 @@ def gp_nll_grad(
                 return NAN, math.nan
             kmat[i, j] = kf[i, j]
         kmat[i, i] += v
-    ok = _cholesky(kmat, chol)
-    previous = 0.0
-    t = 0
-    while not ok and t < len(JITTER):
-        for i in range(n):
-            kmat[i, i] += JITTER[t] - previous
-        previous = JITTER[t]
-        jitters[t] += 1
-        ok = _cholesky(kmat, chol)
-        t += 1
-    if not ok:
+    if not jittered_cholesky(kmat, chol, jitters):
         return NOT_PD, math.nan
     r = np.empty(n, dtype=z.dtype)
     for i in range(n):
         r[i] = y[i] - c
-    alpha = np.empty(n, dtype=z.dtype)  # K^-1 r by two triangular solves
-    for i in range(n):
-        acc = r[i]
-        for q in range(i):
-            acc -= chol[i, q] * alpha[q]
-        alpha[i] = acc / chol[i, i]
-    for i in range(n - 1, -1, -1):
-        acc = alpha[i]
-        for q in range(i + 1, n):
-            acc -= chol[q, i] * alpha[q]
-        alpha[i] = acc / chol[i, i]
+    alpha = np.empty(n, dtype=z.dtype)
+    cho_solve(chol, r, alpha)
     loss = 0.0
     for i in range(n):
         loss += 0.5 * r[i] * alpha[i] + math.log(chol[i, i])
@@ -447,6 +463,165 @@ def _group_backward(
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
+def curve_workspace(n: int, length: int, ch: int, like: np.ndarray) -> tuple:
+    """Buffers of :func:`curve_forward` / :func:`curve_backward` for ``n`` curves of ``length`` epochs and ``ch``
+    channels, in ``like``'s dtype: (padded curve ``(n, E+2)``, conv1 output ``(n, E+2, C)``, conv2 windows
+    ``(n E, 3C)``, pool choice ``(n, C, E//2)``, flattened pool ``(n, C E//2)``, conv2 gradient ``(n E, C)``,
+    conv1 gradient ``(n, E+2, C)``)."""
+    dtype = like.dtype
+    half = length // 2
+    return (
+        np.zeros((n, length + 2), dtype=dtype), np.zeros((n, length + 2, ch), dtype=dtype),
+        np.empty((n * length, 3 * ch), dtype=dtype), np.empty((n, ch, half), dtype=np.int64),
+        np.empty((n, ch * half), dtype=dtype), np.zeros((n * length, ch), dtype=dtype),
+        np.empty((n, length + 2, ch), dtype=dtype),
+    )  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def curve_forward(
+    curve: np.ndarray, wc1: np.ndarray, bc1: np.ndarray, wc2: np.ndarray, bc2: np.ndarray, scales: np.ndarray, ws: tuple
+) -> np.ndarray:
+    """``surrogates.nets.CurveConv`` up to its dense layer: same-padded conv1 -> ReLU -> same-padded conv2 ->
+    max-pool(2) -> dropout (``scales`` ``(N, C)``: 0 or ``1/(1-p)``, ones in eval mode) -> ReLU, flattened in
+    (channel, position) order: ``(N, E)`` -> ``(N, C E//2)`` (the workspace's ``flat``). ``wc1`` ``(C, 3)``,
+    ``wc2`` ``(C, 3C)`` in (input channel, offset) order; ``ws`` from :func:`curve_workspace`."""
+    padded, c1, win2, pool_at, flat = ws[0], ws[1], ws[2], ws[3], ws[4]
+    n, length = curve.shape
+    ch = wc1.shape[0]
+    half = length // 2
+    padded[:, 1 : length + 1] = curve
+    for i in range(n):
+        for t in range(length):
+            for c in range(ch):
+                acc = bc1[c] + padded[i, t] * wc1[c, 0] + padded[i, t + 1] * wc1[c, 1]
+                acc += padded[i, t + 2] * wc1[c, 2]
+                c1[i, t + 1, c] = acc if acc > 0 else 0.0
+    for i in range(n):  # conv2 as one product over the windows of conv1's output, (channel, offset) order
+        for t in range(length):
+            for q in range(ch):
+                for k in range(3):
+                    win2[i * length + t, 3 * q + k] = c1[i, t + k, q]
+    c2 = _linear(win2, wc2, bc2)  # (N*E, C)
+    for i in range(n):  # max-pool(2), dropout, ReLU; flattened (channel, position)
+        for c in range(ch):
+            sc = scales[i, c]
+            for j in range(half):
+                a, b = c2[i * length + 2 * j, c], c2[i * length + 2 * j + 1, c]
+                pick = 1 if b > a else 0
+                pool_at[i, c, j] = pick
+                val = (b if pick else a) * sc
+                flat[i, c * half + j] = val if val > 0 else 0.0
+    return flat
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def curve_backward(
+    d_flat: np.ndarray, wc2: np.ndarray, scales: np.ndarray, ws: tuple, gwc1: np.ndarray, gbc1: np.ndarray,
+    gwc2: np.ndarray, gbc2: np.ndarray,
+) -> None:  # fmt: skip
+    """Gradients of :func:`curve_forward`'s convolutions from ``d_flat`` ``(N, C E//2)`` (already masked by the
+    final ReLU), using the workspace of the forward pass; writes ``gwc1`` ``(C, 3)``, ``gbc1``, ``gwc2``
+    ``(C, 3C)``, ``gbc2``."""
+    padded, c1, win2, pool_at, d_c2, d_c1 = ws[0], ws[1], ws[2], ws[3], ws[5], ws[6]
+    n = d_flat.shape[0]
+    length = padded.shape[1] - 2
+    ch = gwc1.shape[0]
+    half = length // 2
+    d_c2[:] = 0.0
+    for i in range(n):
+        for c in range(ch):
+            sc = scales[i, c]
+            for j in range(half):
+                d_c2[i * length + 2 * j + pool_at[i, c, j], c] = d_flat[i, c * half + j] * sc
+    _linear_backward(d_c2, win2, gwc2, gbc2)
+    d_win2 = np.dot(d_c2, wc2)  # (N*E, 3C)
+    d_c1[:] = 0.0
+    for i in range(n):
+        for t in range(length):
+            for q in range(ch):
+                for k in range(3):
+                    d_c1[i, t + k, q] += d_win2[i * length + t, 3 * q + k]
+    gwc1[:] = 0.0
+    gbc1[:] = 0.0
+    for i in range(n):
+        for t in range(length):
+            for c in range(ch):
+                if c1[i, t + 1, c] <= 0:
+                    continue
+                g = d_c1[i, t + 1, c]
+                gbc1[c] += g
+                for k in range(3):
+                    gwc1[c, k] += g * padded[i, t + k]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _quicktune_forward(
+    theta: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, xm: np.ndarray, xh: np.ndarray, budget: np.ndarray,
+    curve: np.ndarray, meta: np.ndarray, scales: np.ndarray, ws: tuple,
+) -> tuple:  # fmt: skip
+    """Quick-Tune's kernel network up to its last linear layer (before the LeakyReLU): returns (model hidden
+    ``m1``, hyperparameter hidden ``p1``, curve features ``f``, head input ``h``, head output ``out`` ``(N, K)``)."""
+    n = curve.shape[0]
+    hid, ch, fdim, kout, use_meta = shapes[0], shapes[1], shapes[2], shapes[3], shapes[4]
+    wm1, bm1, wm2, bm2 = (_view(theta, offsets, 0, hid), theta[offsets[1] : offsets[2]],
+                          _view(theta, offsets, 2, hid), theta[offsets[3] : offsets[4]])  # fmt: skip
+    wh1, bh1, wh2, bh2 = (_view(theta, offsets, 4, hid), theta[offsets[5] : offsets[6]],
+                          _view(theta, offsets, 6, hid), theta[offsets[7] : offsets[8]])  # fmt: skip
+    wf, bf = _view(theta, offsets, 12, fdim), theta[offsets[13] : offsets[14]]
+    wo, bo = _view(theta, offsets, 14, kout), theta[offsets[15] : offsets[16]]
+    m1 = _relu_(_linear(xm, wm1, bm1))
+    p1 = _relu_(_linear(xh, wh1, bh1))
+    flat = curve_forward(curve, _view(theta, offsets, 8, ch), theta[offsets[9] : offsets[10]],
+                         _view(theta, offsets, 10, ch), theta[offsets[11] : offsets[12]], scales, ws)  # fmt: skip
+    f = _relu_(_linear(flat, wf, bf))
+    width = 2 * hid + 1 + fdim + (4 if use_meta else 0)
+    h = np.empty((n, width), dtype=theta.dtype)
+    h[:, :hid] = _linear(m1, wm2, bm2)
+    h[:, hid : 2 * hid] = _linear(p1, wh2, bh2)
+    h[:, 2 * hid : 2 * hid + 1] = budget
+    h[:, 2 * hid + 1 : 2 * hid + 1 + fdim] = f
+    if use_meta:
+        h[:, 2 * hid + 1 + fdim :] = _linear(meta, _view(theta, offsets, 16, 4), theta[offsets[17] : offsets[18]])
+    return m1, p1, f, h, _linear(h, wo, bo)
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def quicktune_grad(
+    theta: np.ndarray, grad: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, xm: np.ndarray, xh: np.ndarray,
+    budget: np.ndarray, curve: np.ndarray, meta: np.ndarray, y: np.ndarray, scales: np.ndarray, noise_floor: float,
+    jitters: np.ndarray, ws: tuple,
+) -> tuple[int, float]:  # fmt: skip
+    """Loss (the GP's NLL per point) and gradient ``grad`` of Quick-Tune's deep-kernel GP at ``theta`` (arguments as
+    :func:`quicktune_fit`, ``scales`` ``(N, C)`` of this step; ``ws`` from :func:`curve_workspace`). Returns
+    (status, loss); ``grad`` is complete only when the status is ``OK``."""
+    n = curve.shape[0]
+    hid, ch, fdim, kout, use_meta = shapes[0], shapes[1], shapes[2], shapes[3], shapes[4]
+    last = 18 if use_meta else 16
+    raw, graw = theta[offsets[last] : offsets[last] + 4], grad[offsets[last] : offsets[last] + 4]
+    m1, p1, f, h, out = _quicktune_forward(theta, offsets, shapes, xm, xh, budget, curve, meta, scales, ws)
+    d_z = np.empty((n, kout), dtype=theta.dtype)
+    scratch = np.empty((4, n, n), dtype=theta.dtype)
+    status, loss = _head_likelihood(out, y, raw, noise_floor, d_z, graw, scratch, jitters)
+    if status != OK:
+        return status, loss
+    _linear_backward(d_z, h, _view(grad, offsets, 14, kout), grad[offsets[15] : offsets[16]])
+    dh = np.dot(d_z, _view(theta, offsets, 14, kout))
+    if use_meta:
+        _linear_backward(np.ascontiguousarray(dh[:, 2 * hid + 1 + fdim :]), meta, _view(grad, offsets, 16, 4),
+                         grad[offsets[17] : offsets[18]])  # fmt: skip
+    _group_backward(dh, 0, hid, xm, m1, _view(theta, offsets, 2, hid), grad, offsets)  # Linear -> ReLU -> Linear
+    _group_backward(dh, 1, hid, xh, p1, _view(theta, offsets, 6, hid), grad, offsets)
+    d_f = _mask_relu_(np.ascontiguousarray(dh[:, 2 * hid + 1 : 2 * hid + 1 + fdim]), f)
+    _linear_backward(d_f, ws[4], _view(grad, offsets, 12, fdim), grad[offsets[13] : offsets[14]])
+    d_flat = _mask_relu_(np.dot(d_f, _view(theta, offsets, 12, fdim)), ws[4])
+    curve_backward(d_flat, _view(theta, offsets, 10, ch), scales, ws, _view(grad, offsets, 8, ch),
+                   grad[offsets[9] : offsets[10]], _view(grad, offsets, 10, ch),
+                   grad[offsets[11] : offsets[12]])  # fmt: skip
+    return OK, loss
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
 def quicktune_fit(
     theta: np.ndarray, m: np.ndarray, v: np.ndarray, step0: int, epochs: int, lr: float, offsets: np.ndarray,
     shapes: np.ndarray, xm: np.ndarray, xh: np.ndarray, budget: np.ndarray, curve: np.ndarray, meta: np.ndarray,
@@ -461,105 +636,13 @@ def quicktune_fit(
     ones without dropout). Returns (status, last loss, steps done).
     """
     n, length = curve.shape
-    hid, ch, fdim, kout, use_meta = shapes[0], shapes[1], shapes[2], shapes[3], shapes[4]
-    half = length // 2
     grad = np.zeros_like(theta)
-    wm1, bm1, wm2, bm2 = (_view(theta, offsets, 0, hid), theta[offsets[1] : offsets[2]],
-                          _view(theta, offsets, 2, hid), theta[offsets[3] : offsets[4]])  # fmt: skip
-    wh1, bh1, wh2, bh2 = (_view(theta, offsets, 4, hid), theta[offsets[5] : offsets[6]],
-                          _view(theta, offsets, 6, hid), theta[offsets[7] : offsets[8]])  # fmt: skip
-    wc1, bc1 = _view(theta, offsets, 8, ch), theta[offsets[9] : offsets[10]]  # (C, 3)
-    wc2, bc2 = _view(theta, offsets, 10, ch), theta[offsets[11] : offsets[12]]  # (C, C*3), (c', k) order
-    wf, bf = _view(theta, offsets, 12, fdim), theta[offsets[13] : offsets[14]]
-    wo, bo = _view(theta, offsets, 14, kout), theta[offsets[15] : offsets[16]]
-    last = 16
-    if use_meta:
-        wmeta, bmeta = _view(theta, offsets, 16, 4), theta[offsets[17] : offsets[18]]
-        gwmeta, gbmeta = _view(grad, offsets, 16, 4), grad[offsets[17] : offsets[18]]
-        last = 18
-    raw, graw = theta[offsets[last] : offsets[last] + 4], grad[offsets[last] : offsets[last] + 4]
-    d_z = np.empty((n, kout), dtype=theta.dtype)
-    scratch = np.empty((4, n, n), dtype=theta.dtype)
-    width = 2 * hid + 1 + fdim + (4 if use_meta else 0)
-    h = np.empty((n, width), dtype=theta.dtype)
-    padded = np.zeros((n, length + 2), dtype=theta.dtype)  # the curve, zero-padded for the same-padded conv1
-    padded[:, 1 : length + 1] = curve
-    c1 = np.zeros((n, length + 2, ch), dtype=theta.dtype)  # conv1's output, zero-padded for conv2 (rows 0, E+1)
-    win2 = np.empty((n * length, 3 * ch), dtype=theta.dtype)
-    pool_at = np.empty((n, ch, half), dtype=np.int64)
-    flat = np.empty((n, ch * half), dtype=theta.dtype)
-    d_c2 = np.zeros((n * length, ch), dtype=theta.dtype)
-    d_c1 = np.empty((n, length + 2, ch), dtype=theta.dtype)
+    ws = curve_workspace(n, length, shapes[1], theta)
     loss = math.nan
     for it in range(epochs):
-        m1 = _relu_(_linear(xm, wm1, bm1))
-        p1 = _relu_(_linear(xh, wh1, bh1))
-        for i in range(n):
-            for t in range(length):
-                for c in range(ch):
-                    acc = bc1[c] + padded[i, t] * wc1[c, 0] + padded[i, t + 1] * wc1[c, 1]
-                    acc += padded[i, t + 2] * wc1[c, 2]
-                    c1[i, t + 1, c] = acc if acc > 0 else 0.0
-        for i in range(n):  # conv2 as one product over the windows of conv1's output, (channel, offset) order
-            for t in range(length):
-                for q in range(ch):
-                    for k in range(3):
-                        win2[i * length + t, 3 * q + k] = c1[i, t + k, q]
-        c2 = _linear(win2, wc2, bc2)  # (N*E, C)
-        for i in range(n):  # max-pool(2), dropout, ReLU; flattened (channel, position)
-            for c in range(ch):
-                sc = scales[it, i, c]
-                for j in range(half):
-                    a, b = c2[i * length + 2 * j, c], c2[i * length + 2 * j + 1, c]
-                    pick = 1 if b > a else 0
-                    pool_at[i, c, j] = pick
-                    val = (b if pick else a) * sc
-                    flat[i, c * half + j] = val if val > 0 else 0.0
-        f = _relu_(_linear(flat, wf, bf))
-        h[:, :hid] = _linear(m1, wm2, bm2)
-        h[:, hid : 2 * hid] = _linear(p1, wh2, bh2)
-        h[:, 2 * hid : 2 * hid + 1] = budget
-        h[:, 2 * hid + 1 : 2 * hid + 1 + fdim] = f
-        if use_meta:
-            h[:, 2 * hid + 1 + fdim :] = _linear(meta, wmeta, bmeta)
-        out = _linear(h, wo, bo)
-        status, loss = _head_likelihood(out, y, raw, noise_floor, d_z, graw, scratch, jitters)
+        status, loss = quicktune_grad(theta, grad, offsets, shapes, xm, xh, budget, curve, meta, y, scales[it],
+                                      noise_floor, jitters, ws)  # fmt: skip
         if status != OK:
             return status, loss, it
-        _linear_backward(d_z, h, _view(grad, offsets, 14, kout), grad[offsets[15] : offsets[16]])
-        dh = np.dot(d_z, wo)
-        if use_meta:
-            _linear_backward(np.ascontiguousarray(dh[:, 2 * hid + 1 + fdim :]), meta, gwmeta, gbmeta)
-        _group_backward(dh, 0, hid, xm, m1, wm2, grad, offsets)  # group encoders: Linear -> ReLU -> Linear
-        _group_backward(dh, 1, hid, xh, p1, wh2, grad, offsets)
-        d_f = _mask_relu_(np.ascontiguousarray(dh[:, 2 * hid + 1 : 2 * hid + 1 + fdim]), f)
-        _linear_backward(d_f, flat, _view(grad, offsets, 12, fdim), grad[offsets[13] : offsets[14]])
-        d_flat = _mask_relu_(np.dot(d_f, wf), flat)
-        d_c2[:] = 0.0
-        for i in range(n):
-            for c in range(ch):
-                sc = scales[it, i, c]
-                for j in range(half):
-                    d_c2[i * length + 2 * j + pool_at[i, c, j], c] = d_flat[i, c * half + j] * sc
-        _linear_backward(d_c2, win2, _view(grad, offsets, 10, ch), grad[offsets[11] : offsets[12]])
-        d_win2 = np.dot(d_c2, wc2)  # (N*E, 3C)
-        d_c1[:] = 0.0
-        for i in range(n):
-            for t in range(length):
-                for q in range(ch):
-                    for k in range(3):
-                        d_c1[i, t + k, q] += d_win2[i * length + t, 3 * q + k]
-        gwc1, gbc1 = _view(grad, offsets, 8, ch), grad[offsets[9] : offsets[10]]
-        gwc1[:] = 0.0
-        gbc1[:] = 0.0
-        for i in range(n):
-            for t in range(length):
-                for c in range(ch):
-                    if c1[i, t + 1, c] <= 0:
-                        continue
-                    g = d_c1[i, t + 1, c]
-                    gbc1[c] += g
-                    for k in range(3):
-                        gwc1[c, k] += g * padded[i, t + k]
         adam(theta, grad, m, v, step0 + it + 1, lr)
     return OK, loss, epochs

@@ -10,21 +10,24 @@ fitted on the meta-training datasets only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from surrogates import compiled_meta
+from surrogates.compiled_meta import CompiledMetaStep
 from surrogates.cost import CostPredictor, log_cost_stats
-from surrogates.data import Batch, EncodedTask, TaskData, content_hash
+from surrogates.data import Batch, BatchArrays, EncodedTask, TaskData, content_hash
 from surrogates.encoding import MetaFeatureScaler, PipelineEncoder
 from surrogates.gp import DeepKernelGP
 from surrogates.nets import QuickTuneExtractor, init_parameters
@@ -181,11 +184,15 @@ def meta_train(
     config: MetaTrainConfig = DEFAULT_META,
     progress: bool = False,
     gp_class: type[DeepKernelGP] = DeepKernelGP,
+    compiled: bool | None = None,
 ) -> MetaModel:
     """Meta-train both predictors on ``train`` datasets, selecting checkpoints on ``valid`` datasets.
 
     ``gp_class`` is the GP implementation (``surrogates.gp_gpytorch.GpytorchDeepKernelGP``: the
-    previous, slower one, for the speed-up benchmark); both give the same model.
+    previous, slower one, for the speed-up benchmark); both give the same model. ``compiled``: whether the steps
+    run compiled (:class:`surrogates.compiled_meta.CompiledMetaStep`) or through autograd (:class:`TorchMetaStep`);
+    by default compiled when numba is importable and ``gp_class`` is :class:`DeepKernelGP`. The two give the same
+    model up to floating-point rounding; ``info["implementation"]`` records which ran.
     """
     if not train:
         raise ValueError("meta-training needs at least one training dataset")
@@ -217,44 +224,25 @@ def meta_train(
             stacklevel=2,
         )
 
-    gp_params = list(perf.gp.parameters())
-    gp_ids = {id(p) for p in gp_params}
-    net_params = [p for p in perf.parameters() if id(p) not in gp_ids]
-    opt_p = torch.optim.Adam(
-        [{"params": net_params, "lr": config.lr}, {"params": gp_params, "lr": config.lr * config.gp_lr_factor}],
-        **perf.adam_options,
-    )
-    opt_c = torch.optim.Adam(cost.parameters(), lr=config.lr, **perf.adam_options)
-    scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, config.iterations, config.lr_min) for o in (opt_p, opt_c)]
+    if compiled is None:
+        compiled = compiled_meta.available(perf)
+    trainer: MetaStep = CompiledMetaStep(perf, cost, config.cost) if compiled else TorchMetaStep(perf, cost, config)
+    lrs = lr_schedule(config)
     best = {"perf": (np.inf, perf.state(), 0), "cost": (np.inf, _copy_state(cost), 0)}
     history: list[tuple[int, float, float]] = []
-    perf.train()  # training mode until a validation (switching modes walks every submodule: not per step)
-    cost.train()
-    for it in tqdm(range(1, config.iterations + 1), desc="meta-train", disable=not progress, mininterval=2):
-        task = enc_train[int(rng.integers(len(enc_train)))]
-        batch = task.sample(rng, config.batch_size)
-        opt_p.zero_grad()
-        loss = perf.loss(batch)
-        if torch.isfinite(loss):
-            loss.backward()
-            opt_p.step()
-        if config.cost:
-            opt_c.zero_grad()
-            cost.loss(batch).backward()
-            opt_c.step()
-        for s in scheds:
-            s.step()
-        if episodes and (it % config.val_every == 0 or it == config.iterations):
-            v_perf, v_cost = _validate(perf, cost if config.cost else None, episodes)
-            perf.train()
-            cost.train()
-            history.append((it, v_perf, v_cost))
-            if v_perf < best["perf"][0]:
-                best["perf"] = (v_perf, perf.state(), it)
-            if config.cost and v_cost < best["cost"][0]:
-                best["cost"] = (v_cost, _copy_state(cost), it)
-    perf_state = best["perf"][1] if episodes else perf.state()
-    cost_state = (best["cost"][1] if episodes else _copy_state(cost)) if config.cost else None
+    with trainer.running():
+        for it in tqdm(range(1, config.iterations + 1), desc="meta-train", disable=not progress, mininterval=2):
+            task = enc_train[int(rng.integers(len(enc_train)))]
+            trainer.step(task.sample_arrays(rng, config.batch_size), lrs[it - 1])
+            if episodes and (it % config.val_every == 0 or it == config.iterations):
+                v_perf, v_cost = trainer.validate(episodes)
+                history.append((it, v_perf, v_cost))
+                if v_perf < best["perf"][0]:
+                    best["perf"] = (v_perf, trainer.perf_state(), it)
+                if config.cost and v_cost < best["cost"][0]:
+                    best["cost"] = (v_cost, trainer.cost_state(), it)
+    perf_state = best["perf"][1] if episodes else trainer.perf_state()
+    cost_state = (best["cost"][1] if episodes else trainer.cost_state()) if config.cost else None
     info = {
         "train_datasets": [t.name for t in train],
         "valid_datasets": [t.name for t in valid],
@@ -265,8 +253,115 @@ def meta_train(
         "best_iteration_cost": best["cost"][2],
         "best_val_mse_logcost": float(best["cost"][0]),
         "history": history,
+        "implementation": trainer.name,
     }
     return MetaModel(encoder, meta_scaler, max_epochs, config, perf_state, cost_state, info)
+
+
+def lr_schedule(config: MetaTrainConfig) -> np.ndarray:
+    """``(iterations, 3)`` learning rates of the network, the GP hyperparameters and the cost network at each
+    iteration: torch's ``CosineAnnealingLR`` from ``lr`` (``lr * gp_lr_factor``) to ``lr_min``, stepped once per
+    iteration (its recursive form, so the values are the ones an optimizer stepped by it would use)."""
+    params = [torch.zeros(1, requires_grad=True) for _ in range(2)]
+    opt = torch.optim.SGD([{"params": params[:1], "lr": config.lr},
+                           {"params": params[1:], "lr": config.lr * config.gp_lr_factor}])  # fmt: skip
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.iterations, config.lr_min)
+    out = np.empty((config.iterations, 3))
+    for i in range(config.iterations):
+        net, gp = (g["lr"] for g in opt.param_groups)
+        out[i] = (net, gp, net)
+        opt.step()
+        sched.step()
+    return out
+
+
+class MetaStep(Protocol):
+    """One implementation of meta-training's steps: what :func:`meta_train`'s loop drives."""
+
+    name: str
+
+    def running(self) -> contextlib.AbstractContextManager[None]:
+        """The context the training loop runs in."""
+        ...
+
+    def step(self, batch: BatchArrays, lrs: Sequence[float]) -> None:
+        """One iteration on ``batch`` with learning rates (network, GP hyperparameters, cost network)."""
+        ...
+
+    def validate(self, episodes: Sequence[tuple[Batch, Batch]]) -> tuple[float, float]:
+        """Validation MSE of the performance GP and of the cost network."""
+        ...
+
+    def perf_state(self) -> dict[str, Any]:
+        """A copy of the performance GP's state dict."""
+        ...
+
+    def cost_state(self) -> dict[str, Any]:
+        """A copy of the cost predictor's state dict."""
+        ...
+
+
+class TorchMetaStep:
+    """The meta-training steps through autograd and torch's Adam (the path without numba, and the oracle of
+    :class:`surrogates.compiled_meta.CompiledMetaStep`). Trains ``perf`` and ``cost`` in place."""
+
+    name = "torch"
+
+    def __init__(self, perf: DeepKernelGP, cost: CostPredictor, config: MetaTrainConfig):
+        self.perf, self.cost, self.train_cost = perf, cost, config.cost
+        gp_params = list(perf.gp.parameters())
+        gp_ids = {id(p) for p in gp_params}
+        net_params = [p for p in perf.parameters() if id(p) not in gp_ids]
+        self.opt_p = torch.optim.Adam(
+            [{"params": net_params, "lr": config.lr}, {"params": gp_params, "lr": config.lr * config.gp_lr_factor}],
+            **perf.adam_options,
+        )
+        self.opt_c = torch.optim.Adam(cost.parameters(), lr=config.lr, **perf.adam_options)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Training mode until a validation (switching modes walks every submodule: not per step)."""
+        self.perf.train()
+        self.cost.train()
+        yield
+
+    def step(self, arrays: BatchArrays, lrs: Sequence[float]) -> None:
+        """One iteration on a batch with learning rates (network, GP hyperparameters, cost network)."""
+        batch = Batch.from_arrays(arrays)
+        for group, lr in zip(self.opt_p.param_groups, lrs[:2], strict=True):
+            group["lr"] = lr
+        self.opt_c.param_groups[0]["lr"] = lrs[2]
+        self.opt_p.zero_grad()
+        loss = self.perf.loss(batch)
+        if torch.isfinite(loss):
+            loss.backward()
+            self.opt_p.step()
+        if self.train_cost:
+            self.opt_c.zero_grad()
+            self.cost.loss(batch).backward()
+            self.opt_c.step()
+
+    def validate(self, episodes: Sequence[tuple[Batch, Batch]]) -> tuple[float, float]:
+        """Mean MSE of the GP mean (conditioned on each context) and of standardized log cost on the queries."""
+        p, c = [], []
+        for ctx, query in episodes:
+            mean, _ = self.perf.predict(ctx, query)
+            p.append(float(np.mean((mean - query.y.numpy()) ** 2)))
+            if self.train_cost:
+                with torch.no_grad():
+                    self.cost.eval()
+                    c.append(float(self.cost.loss(query)))
+        self.perf.train()
+        self.cost.train()
+        return float(np.mean(p)), float(np.mean(c)) if c else float("nan")
+
+    def perf_state(self) -> dict[str, Any]:
+        """A copy of the performance GP's state dict."""
+        return self.perf.state()
+
+    def cost_state(self) -> dict[str, Any]:
+        """A copy of the cost predictor's state dict."""
+        return _copy_state(self.cost)
 
 
 def _copy_state(module: torch.nn.Module) -> dict[str, Any]:
@@ -285,24 +380,12 @@ def _validation_episodes(
     return out
 
 
-def _validate(
-    perf: DeepKernelGP, cost: CostPredictor | None, episodes: Sequence[tuple[Batch, Batch]]
-) -> tuple[float, float]:
-    """Mean MSE of the GP mean (conditioned on each context) and of standardized log cost on the queries."""
-    p, c = [], []
-    for ctx, query in episodes:
-        mean, _ = perf.predict(ctx, query)
-        p.append(float(np.mean((mean - query.y.numpy()) ** 2)))
-        if cost is not None:
-            with torch.no_grad():
-                cost.eval()
-                c.append(float(cost.loss(query)))
-    return float(np.mean(p)), float(np.mean(c)) if c else float("nan")
-
-
 def cache_path(cache_dir: str | Path, version: str, fold: int, data_hash: str, config: MetaTrainConfig) -> Path:
-    """Where a meta-trained model is cached: keyed by data content hash, fold and settings hash."""
-    return Path(cache_dir) / f"quicktune-{version}-fold{fold}-{data_hash}-{config.digest()}.pt"
+    """Where a meta-trained model is cached: keyed by data content hash, fold, settings hash and the implementation
+    :func:`meta_train` uses here (``numba`` or ``torch``: their models differ by floating-point rounding, so a cache
+    written by one is not taken for the other's)."""
+    implementation = "numba" if compiled_meta.enabled() else "torch"
+    return Path(cache_dir) / f"quicktune-{version}-fold{fold}-{data_hash}-{config.digest()}-{implementation}.pt"
 
 
 def load_or_meta_train(

@@ -1,4 +1,5 @@
-"""A compiled fit gives the same bits whether its kernels were compiled in the process or loaded from numba's cache.
+"""A compiled fit (and compiled meta-training) gives the same bits whether its kernels were compiled in the process or
+loaded from numba's cache.
 
 Each fit runs in a subprocess over one ``NUMBA_CACHE_DIR``: the first compiles (empty cache) and writes the
 cache, the second loads it. Replays of GP methods depend on this (docs/benchmark-protocol.md §2).
@@ -31,7 +32,19 @@ for name in ("dyhpo", "quicktune"):
         for value in model.state_dict().values():
             digest.update(value.numpy().tobytes())
         out[f"{name}/{n}"] = digest.hexdigest()
+from surrogates import jit_meta
+from surrogates.metatrain import MetaTrainConfig, meta_train
+from tests.surrogates.tiny import make_task
+
+train = [make_task(f"T{i}", n=30, epochs=8, seed=i) for i in range(2)]
+meta = meta_train(train, [make_task("V", n=30, epochs=8, seed=9)], MetaTrainConfig(iterations=60, val_every=20))
+digest = hashlib.sha256()
+for state in (meta.perf_state, meta.cost_state):
+    for value in state.values():
+        digest.update(value.numpy().tobytes())
+out["meta_train"] = digest.hexdigest()
 stats = {k: getattr(jit_kernels, k).stats for k in ("dyhpo_fit", "quicktune_fit")}
+stats.update({k: getattr(jit_meta, k).stats for k in ("quicktune_meta_step", "cost_step", "gp_mean")})
 out["misses"] = sum(sum(s.cache_misses.values()) for s in stats.values())
 out["hits"] = sum(sum(s.cache_hits.values()) for s in stats.values())
 print(json.dumps(out))

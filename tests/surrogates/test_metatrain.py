@@ -35,7 +35,8 @@ def test_meta_training_selects_a_checkpoint_and_predicts_held_out_data(trained):
 
 
 def test_every_meta_training_step_runs_in_training_mode_also_after_validations(monkeypatch: pytest.MonkeyPatch):
-    """Modes are switched only around validations; a step after one must still see dropout and train mode."""
+    """Modes are switched only around validations; a step after one must still see dropout and train mode (the
+    autograd loop; the compiled one never leaves training mode, tests/surrogates/test_compiled_meta.py)."""
     from surrogates.cost import CostPredictor
     from surrogates.gp import DeepKernelGP
 
@@ -54,7 +55,7 @@ def test_every_meta_training_step_runs_in_training_mode_also_after_validations(m
     monkeypatch.setattr(DeepKernelGP, "loss", perf_spy)
     monkeypatch.setattr(CostPredictor, "loss", cost_spy)
     train = [make_task(f"T{i}", n=20, epochs=6, seed=i) for i in range(2)]
-    meta_train(train, [make_task("V", n=20, epochs=6, seed=9)], FAST)
+    meta_train(train, [make_task("V", n=20, epochs=6, seed=9)], FAST, compiled=False)
     assert len(modes) == 2 * FAST.iterations and all(all(m) for m in modes)
 
 
