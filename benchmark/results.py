@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,7 @@ def merge_run_record(
                     f"{Path(out)} holds results of variant '{m}' of method '{old_variants[m].get('method')}', now of "
                     f"'{new_variants[m].get('method')}'; give the variant another name, or use another out= directory"
                 )
+        _check_environment(out, old, record, merged)
         for key in ("methods", "seeds", "datasets"):
             merged[key] = sorted(set(old.get(key) or []) | set(record.get(key) or []))
         merged["variants"] = {**old_variants, **new_variants}
@@ -205,6 +207,24 @@ def merge_run_record(
     tmp.write_text(json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
     return merged
+
+
+def _check_environment(out: str | Path, old: dict[str, Any], record: dict[str, Any], merged: dict[str, Any]) -> None:
+    """Warns when ``out``'s earlier cells were replayed in another numerical environment
+    (``benchmark.environment``) and keeps the earlier ones in ``merged["earlier_environments"]``."""
+    earlier = list(old.get("earlier_environments", []))
+    before, now = old.get("environment"), record.get("environment")
+    if before and now and before != now:
+        changed = [f"{k} {before.get(k)} -> {now.get(k)}" for k in sorted(set(before) | set(now))
+                   if before.get(k) != now.get(k)]  # fmt: skip
+        warnings.warn(
+            f"{Path(out)}: its earlier cells were replayed in another numerical environment ({'; '.join(changed)}): "
+            "GP methods' results can differ between the two by rounding (docs/benchmark-protocol.md §2)",
+            stacklevel=3,
+        )
+        earlier.append(before)
+    if earlier:
+        merged["earlier_environments"] = earlier
 
 
 def _as_json(value: Any) -> Any:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from benchmark.cells import PROGRESS_EVERY_S, CellJob, CellOutcome, lockstep_groups, run_lockstep
 from benchmark.clock import OverheadPolicy
 from benchmark.config import RunConfig
+from benchmark.environment import numerics_environment
 from benchmark.registry import METHODS, default_options, method_options, spec
 from benchmark.results import merge_run_record, store_hash
 from benchmark.task import default_budget, list_datasets, load_tasks
@@ -124,6 +125,7 @@ def plan(cfg: RunConfig) -> tuple[list[CellJob], dict[str, Any]]:
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
         "python": platform.python_version(),
+        "environment": numerics_environment(),
     }
     return jobs, record
 
