@@ -223,6 +223,8 @@ def _check_environment(out: str | Path, old: dict[str, Any], record: dict[str, A
             stacklevel=3,
         )
         earlier.append(before)
+    elif now and not before and not earlier:  # written before run.json recorded environments: unknown
+        earlier.append({"unknown": "this folder's earlier run.json did not record its environment"})
     if earlier:
         merged["earlier_environments"] = earlier
 

@@ -32,3 +32,11 @@ def test_adding_cells_in_another_environment_warns_and_keeps_the_earlier_one(tmp
         merge_run_record(tmp_path, {**base, "environment": {"numpy": "2.0", "cpu": "B"}})
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["environment"]["cpu"] == "B" and record["earlier_environments"] == [{"numpy": "2.0", "cpu": "A"}]
+
+
+def test_a_folder_from_before_environments_were_recorded_keeps_that_unknown(tmp_path: Path):
+    base = {"store_hash": "h", "version": "v", "budget_s": 1.0, "overhead": "none", "workers": 1}
+    merge_run_record(tmp_path, base)  # an old run.json: no environment
+    merge_run_record(tmp_path, {**base, "environment": {"cpu": "B"}})
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["environment"] == {"cpu": "B"} and list(record["earlier_environments"][0]) == ["unknown"]
