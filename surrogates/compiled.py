@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -106,7 +107,7 @@ class CompiledFit:
             raise TypeError("the model has parameters the compiled fit does not know; use the autograd fit")
         self.offsets = np.cumsum([0] + [p.numel() for p in self.params[:-4]] + [4]).astype(np.int64)
         self.dtype = self.params[0].dtype
-        self.theta = _aligned(np.concatenate([p.detach().to(self.dtype).numpy().reshape(-1) for p in self.params]))
+        self.theta = flat_parameters(self.params)
         self.noise_floor = float(noise.raw_noise_constraint.lower_bound)
 
     def run(self, epochs: int) -> float:
@@ -167,24 +168,39 @@ class CompiledFit:
 
     def _dropout_scales(self, cc: Any, epochs: int, n: int) -> np.ndarray:
         """``(epochs, N, C)`` dropout scales of the curve encoder: the draws ``FusedFit`` makes, step by step."""
-        drop = cc.dropout
-        ch = cc.conv1.out_channels
-        dtype = cc.conv1.weight.dtype
-        if not (drop.training and drop.p > 0):
-            return _aligned(torch.ones(epochs, n, ch, dtype=dtype).numpy())
-        gen = getattr(drop, "generator", None)
-        keep = torch.stack([torch.rand(n, ch, 1, generator=gen, dtype=dtype) >= drop.p for _ in range(epochs)])
-        return _aligned((keep.squeeze(3).to(dtype) / (1.0 - drop.p)).numpy())
+        ch, dtype = cc.conv1.out_channels, cc.conv1.weight.dtype
+        return _aligned(np.stack([dropout_scales(cc.dropout, n, ch, dtype) for _ in range(epochs)]))
 
     def _write_back(self, theta: np.ndarray, running: np.ndarray | None, epochs: int) -> None:
-        with torch.no_grad():
-            offset = 0
-            for p in self.params:
-                k = p.numel()
-                p.copy_(torch.from_numpy(theta[offset : offset + k]).view_as(p))
-                offset += k
-            if running is not None:
+        write_parameters(self.params, theta)
+        if running is not None:
+            with torch.no_grad():
                 bn = self.model.extractor.bn
                 bn.running_mean.copy_(torch.from_numpy(running[0]))
                 bn.running_var.copy_(torch.from_numpy(running[1]))
                 bn.num_batches_tracked.add_(epochs)
+
+
+def flat_parameters(params: Sequence[torch.Tensor]) -> np.ndarray:
+    """The parameters' values concatenated into one aligned flat array (in the first one's dtype)."""
+    dtype = params[0].dtype
+    return _aligned(np.concatenate([p.detach().to(dtype).numpy().reshape(-1) for p in params]))
+
+
+def write_parameters(params: Sequence[torch.Tensor], theta: np.ndarray) -> None:
+    """Copies the flat ``theta`` (as :func:`flat_parameters` lays it out) back into ``params``."""
+    with torch.no_grad():
+        offset = 0
+        for p in params:
+            k = p.numel()
+            p.copy_(torch.from_numpy(theta[offset : offset + k]).view_as(p))
+            offset += k
+
+
+def dropout_scales(drop: Any, n: int, ch: int, dtype: torch.dtype) -> np.ndarray:
+    """``(n, ch)`` scales of one forward pass of a ``surrogates.nets.GeneratorDropout1d``: its draw from its generator
+    (0 or ``1/(1-p)``), ones when it is off."""
+    if not (drop.training and drop.p > 0):
+        return torch.ones(n, ch, dtype=dtype).numpy()
+    keep = torch.rand(n, ch, 1, generator=getattr(drop, "generator", None), dtype=dtype) >= drop.p
+    return (keep.squeeze(2).to(dtype) / (1.0 - drop.p)).numpy()

@@ -20,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import numpy as np
-import torch
 from torch import nn
 
 from surrogates import compiled
@@ -43,19 +42,6 @@ def enabled() -> bool:
 def available(perf: nn.Module) -> bool:
     """Whether :class:`CompiledMetaStep` can train ``perf`` (numba importable, a Quick-Tune ``DeepKernelGP``)."""
     return enabled() and type(perf) is DeepKernelGP and type(getattr(perf, "extractor", None)) is QuickTuneExtractor
-
-
-def _flat(params: Sequence[torch.Tensor]) -> np.ndarray:
-    return compiled._aligned(np.concatenate([p.detach().numpy().reshape(-1) for p in params]))
-
-
-def _write(params: Sequence[torch.Tensor], theta: np.ndarray) -> None:
-    with torch.no_grad():
-        offset = 0
-        for p in params:
-            k = p.numel()
-            p.copy_(torch.from_numpy(theta[offset : offset + k]).view_as(p))
-            offset += k
 
 
 class _Inputs:
@@ -116,7 +102,7 @@ class CompiledMetaStep:
                                   cast(nn.Linear, net.net[0]).out_features])  # fmt: skip
         self.p_drop, self.c_drop = cc.dropout, net.curve_encoder.dropout
         self.noise_floor = float(perf.likelihood.noise_covar.raw_noise_constraint.lower_bound)
-        self.theta_p, self.theta_c = _flat(self.p_params), _flat(self.c_params)
+        self.theta_p, self.theta_c = compiled.flat_parameters(self.p_params), compiled.flat_parameters(self.c_params)
         self.m_p, self.v_p = (compiled._aligned(np.zeros_like(self.theta_p)) for _ in range(2))
         self.m_c, self.v_c = (compiled._aligned(np.zeros_like(self.theta_c)) for _ in range(2))
         self.steps_p = self.steps_c = 0
@@ -142,11 +128,8 @@ class CompiledMetaStep:
                           f"jitter {jit_meta.JITTER[-1]:.0e} or had NaN entries", stacklevel=3)  # fmt: skip
 
     def _scales(self, drop: GeneratorDropout1d, n: int, ch: int) -> np.ndarray:
-        """``(n, ch)`` dropout scales of one forward pass: the draw ``GeneratorDropout1d`` makes, from its generator."""
-        if not (drop.training and drop.p > 0):
-            return compiled._aligned(np.ones((n, ch), dtype=self.theta_p.dtype))
-        keep = torch.rand(n, ch, 1, generator=drop.generator, dtype=self.dtype) >= drop.p
-        return compiled._aligned((keep.squeeze(2).to(self.dtype) / (1.0 - drop.p)).numpy())
+        """``(n, ch)`` dropout scales of one forward pass (``surrogates.compiled.dropout_scales``), aligned."""
+        return compiled._aligned(compiled.dropout_scales(drop, n, ch, self.dtype))
 
     def step(self, batch: BatchArrays, lrs: Sequence[float]) -> None:
         """One iteration on ``batch``: learning rates ``lrs`` = (network, GP hyperparameters, cost network)."""
@@ -187,10 +170,10 @@ class CompiledMetaStep:
 
     def perf_state(self) -> dict[str, Any]:
         """The performance GP's current state dict (a copy)."""
-        _write(self.p_params, self.theta_p)
+        compiled.write_parameters(self.p_params, self.theta_p)
         return self.perf.state()
 
     def cost_state(self) -> dict[str, Any]:
         """The cost predictor's current state dict (a copy)."""
-        _write(self.c_params, self.theta_c)
+        compiled.write_parameters(self.c_params, self.theta_c)
         return {k: v.detach().clone() for k, v in self.cost.state_dict().items()}

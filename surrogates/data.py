@@ -185,22 +185,31 @@ def make_batch(
         meta: ``(4,)`` or ``(B, 4)`` scaled meta-features.
         y, cost: ``(B,)`` targets (``nan`` when absent).
     """
-    n = len(budgets)
-    b = np.asarray(budgets, dtype=np.int64)
-    cols = np.arange(max_epochs)
-    prefix = cols[None, :] < (b[:, None] - 1)
     raw = np.asarray(curves, dtype=np.float64)[:, :max_epochs]
     raw = np.pad(raw, ((0, 0), (0, max_epochs - raw.shape[1])))
-    c = np.where(prefix, np.nan_to_num(raw, nan=0.0), 0.0)
-    m = np.broadcast_to(np.asarray(meta, dtype=np.float32), (n, 4))
+    return Batch.from_arrays(_batch_arrays(x, budgets, np.nan_to_num(raw, nan=0.0), meta, y, cost))
+
+
+def _batch_arrays(
+    x: np.ndarray,
+    budgets: np.ndarray,
+    curves: np.ndarray,
+    meta: np.ndarray,
+    y: np.ndarray | None = None,
+    cost: np.ndarray | None = None,
+) -> BatchArrays:
+    """:func:`make_batch`'s arrays from ``curves`` already ``(B, E)`` wide and without NaN (``E`` is their width)."""
+    n, max_epochs = curves.shape
+    b = np.asarray(budgets, dtype=np.int64)
+    prefix = np.arange(max_epochs)[None, :] < (b[:, None] - 1)
     nan = np.full(n, np.nan)
-    return Batch(
-        x=torch.as_tensor(np.asarray(x, dtype=np.float32)),
-        budget=torch.as_tensor((b / max_epochs).astype(np.float32)[:, None]),
-        curve=torch.as_tensor(c.astype(np.float32)),
-        meta=torch.as_tensor(np.array(m, dtype=np.float32)),
-        y=torch.as_tensor((nan if y is None else np.asarray(y, dtype=np.float64)).astype(np.float32)),
-        cost=torch.as_tensor((nan if cost is None else np.asarray(cost, dtype=np.float64)).astype(np.float32)),
+    return BatchArrays(
+        x=np.asarray(x, dtype=np.float32),
+        budget=(b / max_epochs).astype(np.float32)[:, None],
+        curve=np.where(prefix, curves, 0.0).astype(np.float32),
+        meta=np.array(np.broadcast_to(np.asarray(meta, dtype=np.float32), (n, 4)), dtype=np.float32),
+        y=(nan if y is None else np.asarray(y, dtype=np.float64)).astype(np.float32),
+        cost=(nan if cost is None else np.asarray(cost, dtype=np.float64)).astype(np.float32),
     )
 
 
@@ -217,7 +226,6 @@ class EncodedTask:
         self.values = np.pad(task.values[:, :max_epochs], ((0, 0), (0, pad)), constant_values=np.nan)
         self.cost = np.pad(task.cost[:, :max_epochs], ((0, 0), (0, pad)), constant_values=np.nan)
         self._curves = np.nan_to_num(self.values, nan=0.0)  # make_batch's curve values, computed once
-        self._meta = np.asarray(self.meta, dtype=np.float32)
         self.n_valid = np.minimum(task.n_valid, max_epochs)
         self.usable = np.flatnonzero(self.n_valid > 0)
         if self.usable.size == 0:
@@ -231,15 +239,8 @@ class EncodedTask:
         """:meth:`sample` as numpy arrays (the same draws from ``rng``, the same values as :func:`make_batch`'s)."""
         runs = rng.choice(self.usable, size=size, replace=True)
         budgets = 1 + (rng.random(size) * self.n_valid[runs]).astype(np.int64)
-        prefix = np.arange(self.max_epochs)[None, :] < (budgets[:, None] - 1)
-        return BatchArrays(
-            x=np.asarray(self.x[runs], dtype=np.float32),
-            budget=(budgets / self.max_epochs).astype(np.float32)[:, None],
-            curve=np.where(prefix, self._curves[runs], 0.0).astype(np.float32),
-            meta=np.repeat(self._meta[None, :], size, axis=0),
-            y=self.values[runs, budgets - 1].astype(np.float32),
-            cost=self.cost[runs, budgets - 1].astype(np.float32),
-        )
+        return _batch_arrays(self.x[runs], budgets, self._curves[runs], self.meta,
+                             y=self.values[runs, budgets - 1], cost=self.cost[runs, budgets - 1])  # fmt: skip
 
     def batch(self, runs: np.ndarray, budgets: np.ndarray, with_curve: bool = True) -> Batch:
         """The batch of given (run, budget) pairs (``with_curve=False``: all-zero curves)."""
